@@ -1,0 +1,179 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * shard.h - engine internals shared by the engine's own files; handlers never include it.
+ *
+ * Ownership: every field of struct sp_shard is touched only by its own thread, except
+ * those marked "shared", which are atomics with the protocol described next to them.
+ */
+#ifndef SP_SHARD_H
+#define SP_SHARD_H
+
+#include <pthread.h>
+#include <stddef.h>
+
+#include "engine/compat.h"
+#include "engine/engine.h"
+#include "engine/mpsc.h"
+#include "engine/runq.h"
+
+/* user_data of a CQE: a pointer with a tag in its 3 low bits (records are 8-aligned). */
+enum sp_tag {
+	SP_TAG_OP = 0,        /* an op completed (also helper results) */
+	SP_TAG_DOORBELL = 1,  /* wake-up only */
+	SP_TAG_MSG = 2,       /* an sp_msg delivered by sp_msg_send */
+	SP_TAG_CANCEL = 3,    /* another shard asks us to cancel this op */
+	SP_TAG_SENDFAIL = 4,  /* our sp_msg_send failed (target CQ full): re-post it */
+	SP_TAG_IGNORE = 5,    /* results nobody waits for (cancel requests, doorbell failures) */
+};
+#define SP_TAG_MASK 7ull
+
+static inline uint64_t sp_ud(const void *p, enum sp_tag tag)
+{
+	return (uint64_t)(uintptr_t)p | tag;
+}
+
+enum sp_op_kind { SP_KIND_IO = 0, SP_KIND_TIMER = 1, SP_KIND_JOB = 2 };
+
+/* Task state bits (sp_task.state). QUEUED: in exactly one queue; RUNNING: a shard runs
+ * it now; RESCHED: something arrived while it ran, queue it again afterwards; WANT_RUN:
+ * call t->run on the next run. */
+enum { SP_TS_QUEUED = 1, SP_TS_RUNNING = 2, SP_TS_RESCHED = 4, SP_TS_WANT_RUN = 8 };
+
+/* Counter indexes: the same order as the fields of struct sp_shard_stats. */
+enum sp_stat {
+	ST_TASKS_RUN, ST_TASKS_SPAWNED, ST_STEAL_TRIES, ST_STEALS, ST_STOLEN,
+	ST_MSGS_SENT, ST_MSGS_RECEIVED, ST_WAKES_SENT, ST_WAKES_COALESCED, ST_CQES,
+	ST_SLEEPS, ST_SUBMITS, ST_TIMERS_FIRED, ST_JOBS, ST_ENOBUFS, ST_CQ_OVERFLOWS,
+	ST_OPS_INFLIGHT, ST_TIMERS_ARMED, ST_RUNQ_DEPTH, ST_LOCALQ_DEPTH, ST_BUFS_FREE,
+	ST_COUNT
+};
+
+#define SP_WHEEL_LEVELS 4
+#define SP_WHEEL_SLOTS 64
+#define SP_TICK_NS 1000000ull /* 1 ms */
+
+struct sp_wheel {
+	uint64_t now_tick;                /* last tick processed */
+	uint64_t occupied[SP_WHEEL_LEVELS];
+	struct sp_timer *slot[SP_WHEEL_LEVELS][SP_WHEEL_SLOTS];
+	unsigned count;
+};
+
+struct sp_shard {
+	struct sp_engine *eng;
+	unsigned idx;
+	pthread_t thread;
+	struct io_uring ring;
+	int ring_fd;                 /* the real fd: target of other shards' msg_ring */
+	unsigned features;
+
+	struct sp_runq runq;         /* shared: thieves take from its head */
+	struct sp_mpsc inject;       /* shared: producers push */
+	_Atomic int parked;          /* shared: 1 while waiting in io_uring_enter */
+
+	struct sp_task *local_head, *local_tail; /* pinned tasks and runq overflow, FIFO */
+	unsigned local_len;
+	struct sp_wheel wheel;
+
+	struct io_uring_buf_ring *br;
+	size_t br_len;
+	unsigned char *bufs;
+	unsigned buf_count, buf_size;
+
+	unsigned pending_sqes;       /* SQEs prepared since the last submit */
+	uint64_t rng;
+	bool stop_seen;              /* on_stop ran, cancels issued */
+	bool cancel_again;           /* ops were submitted while stopping */
+	_Atomic bool quiet;          /* shared: stopping and nothing local left */
+
+	_Atomic uint64_t st[ST_COUNT]; /* shared: written by this shard only */
+	int setup_err;
+};
+
+struct sp_helper;
+
+struct sp_engine {
+	struct sp_engine_config cfg;
+	unsigned nshards;
+	struct sp_shard **shards;
+	unsigned features;
+	_Atomic unsigned rr;          /* round_robin placement cursor */
+	_Atomic int nsearching;       /* shards looking for work to steal */
+	_Atomic bool stopping;
+	_Atomic bool done;            /* every shard may exit */
+	_Atomic uint64_t ext_sent;    /* messages posted from off-shard threads */
+
+	/* off-shard senders (test threads, signal threads) share one ring for msg_ring */
+	pthread_mutex_t ext_lock;
+	struct io_uring ext_ring;
+	bool ext_ring_ok;
+
+	/* start-up handshake */
+	pthread_mutex_t start_lock;
+	pthread_cond_t start_cond;
+	unsigned started;
+
+	struct sp_helper *helpers;
+};
+
+/* The shard of the calling thread. */
+extern __thread struct sp_shard *sp_tls_shard;
+
+static inline void st_add(struct sp_shard *sh, enum sp_stat i, int64_t v)
+{
+	/* Single writer: a relaxed load and store, no locked instruction. */
+	uint64_t cur = atomic_load_explicit(&sh->st[i], memory_order_relaxed);
+	atomic_store_explicit(&sh->st[i], cur + (uint64_t)v, memory_order_relaxed);
+}
+
+static inline void st_set(struct sp_shard *sh, enum sp_stat i, uint64_t v)
+{
+	atomic_store_explicit(&sh->st[i], v, memory_order_relaxed);
+}
+
+/* ring.c */
+int sp_ring_setup(struct sp_shard *sh, unsigned entries, unsigned disable);
+void sp_ring_log_features(struct sp_engine *eng);
+int sp_bufring_setup(struct sp_shard *sh);
+void sp_bufring_free(struct sp_shard *sh);
+struct io_uring_sqe *sp_shard_sqe(struct sp_shard *sh);
+
+/* loop.c */
+void *sp_shard_main(void *arg);
+void sp_shard_notify(struct sp_shard *target);
+void sp_shard_doorbell(struct sp_shard *target);
+/* Send a msg_ring CQE (user_data, res) into target's ring from any thread. */
+void sp_ring_msg(struct sp_shard *target, uint64_t user_data, int32_t res, uint64_t sender_ud);
+bool sp_shard_has_work(struct sp_shard *sh);
+
+/* op.c */
+void sp_op_complete(struct sp_shard *sh, struct sp_op *op, int res, uint32_t flags);
+void sp_op_cancel_local(struct sp_shard *sh, struct sp_op *op);
+void sp_live_add(struct sp_task *t, struct sp_op *op);
+void sp_live_del(struct sp_op *op);
+/* Run the completions queued for a stealable task, oldest first (task context). */
+void sp_task_drain_inbox(struct sp_task *t);
+/* Deliver an op completion the way its owner wants it (inline or via the inbox). */
+void sp_op_deliver(struct sp_op *op, int res);
+
+/* task.c */
+void sp_task_schedule(struct sp_task *t);
+void sp_task_run_one(struct sp_shard *sh, struct sp_task *t);
+void sp_local_push(struct sp_shard *sh, struct sp_task *t);
+struct sp_task *sp_local_pop(struct sp_shard *sh);
+void sp_task_op_done(struct sp_task *t);
+
+/* timer.c */
+void sp_wheel_init(struct sp_wheel *w, uint64_t now);
+void sp_wheel_advance(struct sp_shard *sh, uint64_t now);
+/* ns until the next wheel event, UINT64_MAX when empty */
+uint64_t sp_wheel_next_ns(struct sp_shard *sh, uint64_t now);
+void sp_wheel_cancel_all(struct sp_shard *sh);
+void sp_timer_deliver(struct sp_timer *t, int res);
+
+/* helper.c */
+int sp_helpers_start(struct sp_engine *eng);
+void sp_helpers_stop(struct sp_engine *eng);
+uint64_t sp_helpers_inflight(struct sp_engine *eng);
+
+#endif

@@ -1,0 +1,216 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * task.c - tasks: placement at spawn, scheduling, one run, and release.
+ *
+ * A task is in at most one queue (QUEUED) and run by at most one shard (RUNNING); both
+ * bits change only by CAS. A wake or completion that arrives while the task runs sets
+ * RESCHED and the runner queues it again when it finishes, so nothing is lost and
+ * nothing runs twice at once. Stealable tasks are queued on the shard that schedules
+ * them (where their completion arrived) and may be stolen from there; the others go to
+ * their home shard's local FIFO, through its inject queue when scheduled from elsewhere.
+ */
+#include <assert.h>
+
+#include "engine/shard.h"
+
+void sp_task_init(struct sp_task *t, enum sp_placement placement,
+		  void (*run)(struct sp_task *), void (*release)(struct sp_task *))
+{
+	t->run = run;
+	t->release = release;
+	atomic_init(&t->state, 0);
+	t->placement = (uint8_t)placement;
+	t->closing = false;
+	t->engine = NULL;
+	t->home = NULL;
+	atomic_init(&t->inbox, NULL);
+	atomic_init(&t->qnext, NULL);
+	t->live.live_next = t->live.live_prev = &t->live;
+	t->live.task = t;
+	t->inflight = 0;
+}
+
+void sp_local_push(struct sp_shard *sh, struct sp_task *t)
+{
+	atomic_store_explicit(&t->qnext, NULL, memory_order_relaxed);
+	if (sh->local_tail)
+		atomic_store_explicit(&sh->local_tail->qnext, t, memory_order_relaxed);
+	else
+		sh->local_head = t;
+	sh->local_tail = t;
+	sh->local_len++;
+}
+
+struct sp_task *sp_local_pop(struct sp_shard *sh)
+{
+	struct sp_task *t = sh->local_head;
+	if (!t)
+		return NULL;
+	sh->local_head = atomic_load_explicit(&t->qnext, memory_order_relaxed);
+	if (!sh->local_head)
+		sh->local_tail = NULL;
+	sh->local_len--;
+	return t;
+}
+
+static void enqueue_here(struct sp_shard *sh, struct sp_task *t)
+{
+	if (t->placement == SP_STEALABLE && sp_runq_push(&sh->runq, t))
+		return;
+	sp_local_push(sh, t);
+}
+
+static void inject_fn(struct sp_msg *m)
+{
+	struct sp_task *t = sp_container_of(m, struct sp_task, wmsg);
+	enqueue_here(sp_tls_shard, t);
+}
+
+/* Put a task whose QUEUED bit we just set into a queue. */
+static void enqueue(struct sp_task *t)
+{
+	struct sp_shard *sh = sp_tls_shard;
+
+	if (t->placement == SP_STEALABLE && sh && sh->eng == t->engine) {
+		enqueue_here(sh, t);
+		return;
+	}
+	if (sh == t->home) {
+		enqueue_here(sh, t);
+		return;
+	}
+	sp_msg_post(t->home, &t->wmsg, inject_fn);
+}
+
+void sp_task_schedule(struct sp_task *t)
+{
+	uint32_t s = atomic_load_explicit(&t->state, memory_order_acquire);
+
+	for (;;) {
+		uint32_t want;
+		if (s & SP_TS_QUEUED)
+			return; /* coalesced: it will see everything when it runs */
+		if (s & SP_TS_RUNNING)
+			want = s | SP_TS_RESCHED;
+		else
+			want = s | SP_TS_QUEUED;
+		if (atomic_compare_exchange_weak_explicit(&t->state, &s, want, memory_order_acq_rel,
+							  memory_order_acquire)) {
+			if (!(s & SP_TS_RUNNING))
+				enqueue(t);
+			return;
+		}
+	}
+}
+
+void sp_task_spawn(struct sp_engine *eng, struct sp_task *t, uint64_t key)
+{
+	struct sp_shard *sh = sp_tls_shard;
+	if (sh && sh->eng != eng)
+		sh = NULL;
+
+	t->engine = eng;
+	switch (t->placement) {
+	case SP_ROUND_ROBIN:
+		t->home = eng->shards[atomic_fetch_add_explicit(&eng->rr, 1, memory_order_relaxed) %
+				      eng->nshards];
+		break;
+	case SP_STICKY:
+		key ^= key >> 33; /* spread consecutive keys (ports, addresses) */
+		key *= 0xff51afd7ed558ccdull;
+		key ^= key >> 33;
+		t->home = eng->shards[key % eng->nshards];
+		break;
+	default:
+		t->home = sh ? sh : eng->shards[0];
+		break;
+	}
+	if (sh)
+		st_add(sh, ST_TASKS_SPAWNED, 1);
+	atomic_store_explicit(&t->state, SP_TS_QUEUED | SP_TS_WANT_RUN, memory_order_release);
+	enqueue(t);
+}
+
+void sp_task_wake(struct sp_task *t)
+{
+	atomic_fetch_or_explicit(&t->state, SP_TS_WANT_RUN, memory_order_acq_rel);
+	sp_task_schedule(t);
+}
+
+struct sp_shard *sp_task_shard(const struct sp_task *t)
+{
+	(void)t;
+	return sp_tls_shard;
+}
+
+void sp_task_cancel_all(struct sp_task *t)
+{
+	struct sp_op *op = t->live.live_next;
+
+	while (op != &t->live) {
+		struct sp_op *next = op->live_next; /* a local timer cancel unlinks op */
+		if (op->state == SP_OP_INFLIGHT)
+			sp_op_cancel(op);
+		op = next;
+	}
+}
+
+void sp_task_close(struct sp_task *t)
+{
+	if (t->closing)
+		return;
+	t->closing = true;
+	sp_task_cancel_all(t);
+	/* release happens at the end of a run; make sure one comes if nothing is in
+	 * flight (otherwise the last completion brings it) */
+	if (!t->inflight)
+		sp_task_schedule(t);
+}
+
+void sp_task_op_done(struct sp_task *t)
+{
+	/* inline completions (pinned tasks) do not pass through a run: schedule one so the
+	 * release happens there, after the callback returned */
+	if (t->closing && !t->inflight && t->placement != SP_STEALABLE)
+		sp_task_schedule(t);
+}
+
+void sp_task_run_one(struct sp_shard *sh, struct sp_task *t)
+{
+	uint32_t s = atomic_load_explicit(&t->state, memory_order_acquire);
+	while (!atomic_compare_exchange_weak_explicit(&t->state, &s,
+						      (s & ~(uint32_t)SP_TS_QUEUED) | SP_TS_RUNNING,
+						      memory_order_acq_rel, memory_order_acquire))
+		;
+	assert(s & SP_TS_QUEUED);
+	st_add(sh, ST_TASKS_RUN, 1);
+	if (t->placement == SP_STEALABLE) {
+		t->home = sh;
+		sp_task_drain_inbox(t);
+	}
+	if (atomic_load_explicit(&t->state, memory_order_relaxed) & SP_TS_WANT_RUN) {
+		atomic_fetch_and_explicit(&t->state, ~(uint32_t)SP_TS_WANT_RUN,
+					  memory_order_acq_rel);
+		if (t->run && !t->closing)
+			t->run(t);
+	}
+
+	bool done = t->closing && !t->inflight;
+	s = atomic_load_explicit(&t->state, memory_order_acquire);
+	for (;;) {
+		uint32_t want = s & ~(uint32_t)(SP_TS_RUNNING | SP_TS_RESCHED);
+		bool again = (s & SP_TS_RESCHED) || (s & SP_TS_WANT_RUN && !done);
+		if (again)
+			want |= SP_TS_QUEUED;
+		if (atomic_compare_exchange_weak_explicit(&t->state, &s, want, memory_order_acq_rel,
+							  memory_order_acquire)) {
+			if (again) {
+				enqueue(t);
+				return;
+			}
+			break;
+		}
+	}
+	if (done && t->release)
+		t->release(t);
+}
