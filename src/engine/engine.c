@@ -24,6 +24,7 @@ void sp_engine_config_defaults(struct sp_engine_config *cfg)
 	cfg->ring_entries = 1024;
 	cfg->buf_size = 16384;
 	cfg->helpers = 2;
+	cfg->idle_spin_us = 50;
 }
 
 uint64_t sp_now_ns(void)
@@ -195,6 +196,11 @@ unsigned sp_engine_features(const struct sp_engine *eng)
 bool sp_engine_stopping(const struct sp_engine *eng)
 {
 	return atomic_load(&eng->stopping);
+}
+
+bool sp_engine_op_supported(const struct sp_engine *eng, unsigned op)
+{
+	return op < 256 && eng->ops[op];
 }
 
 struct sp_shard *sp_shard_current(void)

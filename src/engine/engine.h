@@ -58,7 +58,9 @@ struct sp_engine_config {
 	unsigned buf_count;       /* provided buffers per shard (power of 2), 0: none */
 	unsigned buf_size;        /* bytes per provided buffer, 0: 16 KiB */
 	unsigned helpers;         /* helper threads, 0: 2 */
-	unsigned idle_spin_us;    /* poll this long before sleeping, after recent work */
+	/* After a pass that did work, poll this long before sleeping (default 50 us): a
+	 * reply that comes back within it costs no sleep and no wake-up. 0: sleep at once. */
+	unsigned idle_spin_us;
 	unsigned disable;         /* SP_FEAT_* bits never to use (tests, workarounds) */
 	/* Runs on each shard thread once stop begins (close listeners, wind sessions down). */
 	void (*on_stop)(struct sp_shard *sh, void *arg);
@@ -91,6 +93,9 @@ unsigned sp_engine_nshards(const struct sp_engine *eng);
 struct sp_shard *sp_engine_shard(struct sp_engine *eng, unsigned i);
 unsigned sp_engine_features(const struct sp_engine *eng); /* SP_FEAT_* in use */
 bool sp_engine_stopping(const struct sp_engine *eng);
+/* Whether the kernel supports io_uring opcode op (probed at start; any thread). Handlers
+ * pick their path with it: e.g. IORING_OP_WAITID (SP_IORING_OP_WAITID) or poll a pidfd. */
+bool sp_engine_op_supported(const struct sp_engine *eng, unsigned op);
 
 /* The shard running the calling thread, NULL off the shards (any thread). */
 struct sp_shard *sp_shard_current(void);

@@ -266,11 +266,13 @@ static bool try_steal(struct sp_shard *sh)
 	}
 	bool found = false;
 	for (unsigned round = 0; round < 3 && !found; round++) {
+		bool busy_victim = false;
 		unsigned start = (unsigned)(next_rand(sh) % n);
 		for (unsigned i = 0; i < n && !found; i++) {
 			struct sp_shard *v = eng->shards[(start + i) % n];
-			if (v == sh)
+			if (v == sh || !sp_runq_len(&v->runq))
 				continue;
+			busy_victim = true;
 			st_add(sh, ST_STEAL_TRIES, 1);
 			unsigned k = sp_runq_steal(&v->runq, got, SP_STEAL_MAX, 1);
 			for (unsigned j = 0; j < k; j++)
@@ -281,8 +283,10 @@ static bool try_steal(struct sp_shard *sh)
 				found = true;
 			}
 		}
+		if (!busy_victim)
+			break; /* nothing to take anywhere: go to sleep */
 		if (!found)
-			cpu_relax(64u << (2 * round)); /* back off: 64, 256, 1024 pauses */
+			cpu_relax(64u << (2 * round)); /* lost races: back off 64, 256 pauses */
 	}
 	atomic_fetch_sub(&eng->nsearching, 1);
 	return found;
@@ -325,6 +329,32 @@ static void park(struct sp_shard *sh, uint64_t max_ns)
 	if (ret < 0 && ret != -ETIME && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY)
 		sp_log(SP_LOG_ERR, "shard %u: wait: %s", sh->idx, strerror(-ret));
 	atomic_store_explicit(&sh->parked, 0, memory_order_relaxed);
+}
+
+/* Poll for up to idle_spin_us before sleeping, after a pass that did work. Messages
+ * posted meanwhile are seen in memory (we are not parked, so no doorbell is rung);
+ * completions and msg_ring CQEs need an enter with GETEVENTS under DEFER_TASKRUN, so
+ * one is made every few polls. Returns true when work turned up. */
+static bool spin(struct sp_shard *sh)
+{
+	uint64_t limit = sh->eng->cfg.idle_spin_us * 1000ull;
+
+	if (!limit)
+		return false;
+	enter(sh);
+	uint64_t start = sp_now_ns(), now = start;
+	for (unsigned i = 1; now - start < limit; i++) {
+		if (sp_shard_has_work(sh))
+			return true;
+		cpu_relax(32);
+		if (!(i & 3)) {
+			io_uring_get_events(&sh->ring);
+			now = sp_now_ns();
+			if (sp_wheel_next_ns(sh, now) == 0)
+				return true;
+		}
+	}
+	return false;
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -408,6 +438,7 @@ static void shard_loop(struct sp_shard *sh)
 		work += drain_inject(sh);
 		sp_wheel_advance(sh, sp_now_ns());
 		work += run_tasks(sh);
+		sh->busy_pass = work != 0;
 		if (stopping)
 			stop_pass(sh);
 
@@ -417,12 +448,17 @@ static void shard_loop(struct sp_shard *sh)
 		if (qlen >= 2 && eng->cfg.steal)
 			wake_thief(sh);
 
-		if (work || sh->pending_sqes) {
+		if (sp_shard_has_work(sh)) {
 			enter(sh);
 			continue;
 		}
+		/* nothing queued: the SQEs of this pass go out with the wait, in one syscall */
 		if (!stopping && try_steal(sh))
 			continue;
+		if (!stopping && sh->busy_pass && spin(sh)) {
+			sh->busy_pass = true;
+			continue;
+		}
 		if (stopping) {
 			bool quiet = locally_quiet(sh);
 			atomic_store(&sh->quiet, quiet);

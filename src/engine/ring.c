@@ -54,6 +54,9 @@ int sp_ring_setup(struct sp_shard *sh, unsigned entries, unsigned disable)
 
 	struct io_uring_probe *probe = io_uring_get_probe_ring(&sh->ring);
 	bool msg_ring = probe && io_uring_opcode_supported(probe, IORING_OP_MSG_RING);
+	if (probe && sh->idx == 0)
+		for (unsigned op = 0; op < 256; op++)
+			sh->eng->ops[op] = io_uring_opcode_supported(probe, (int)op);
 	if (probe)
 		io_uring_free_probe(probe);
 	if (!msg_ring) {

@@ -82,6 +82,7 @@ struct sp_shard {
 
 	unsigned pending_sqes;       /* SQEs prepared since the last submit */
 	uint64_t rng;
+	bool busy_pass;              /* the last pass did something: spin before sleeping */
 	bool stop_seen;              /* on_stop ran, cancels issued */
 	bool cancel_again;           /* ops were submitted while stopping */
 	_Atomic bool quiet;          /* shared: stopping and nothing local left */
@@ -97,6 +98,7 @@ struct sp_engine {
 	unsigned nshards;
 	struct sp_shard **shards;
 	unsigned features;
+	bool ops[256];                /* opcode probe of shard 0's ring */
 	_Atomic unsigned rr;          /* round_robin placement cursor */
 	_Atomic int nsearching;       /* shards looking for work to steal */
 	_Atomic bool stopping;
