@@ -4,7 +4,7 @@
 
 SP_DEB_PACKAGES="build-essential autoconf automake libtool pkg-config \
 liburing-dev libyaml-dev libssl-dev libsystemd-dev check libjansson-dev \
-socat curl valgrind"
+socat curl valgrind clang libclang-rt-14-dev"
 
 sp_install_deps() {
 	local missing="" p status
@@ -23,6 +23,13 @@ sp_install_deps() {
 	fi
 	echo "installing:$missing" >&2
 	export DEBIAN_FRONTEND=noninteractive
-	apt-get update -qq >/dev/null &&
-		apt-get install -y -qq --no-install-recommends $missing >/dev/null
+	# $missing is a list of words on purpose
+	# shellcheck disable=SC2086
+	if ! { apt-get update -qq && apt-get install -y -qq --no-install-recommends $missing; } \
+		>/tmp/sp-apt.$$.log 2>&1; then
+		tail -20 /tmp/sp-apt.$$.log >&2
+		echo "apt-get failed (full output in /tmp/sp-apt.$$.log)" >&2
+		return 1
+	fi
+	rm -f /tmp/sp-apt.$$.log
 }
