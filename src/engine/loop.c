@@ -52,6 +52,10 @@ static void handle_cqe(struct sp_shard *sh, uint64_t ud, int res, uint32_t flags
 		sp_op_cancel_local(sh, p);
 		break;
 	case SP_TAG_SENDFAIL: {
+		/* Without CQE_SKIP a successful send completes here too: the message is
+		 * the receiver's now, do not touch it. */
+		if (res >= 0)
+			break;
 		/* target CQ full (-EOVERFLOW) or gone: fall back to the inject queue */
 		struct sp_msg *m = p;
 		st_add(sh, ST_CQ_OVERFLOWS, 1);

@@ -1,7 +1,14 @@
 /* SPDX-License-Identifier: MIT */
-/* test_task.c - tasks: stealable tasks are never run twice at once nor lost while being
- * stolen, every step runs once and release once; pinned tasks never leave their shard;
- * round_robin spreads, sticky is stable; wakes coalesce; steal off means no steal. */
+/*
+ * test_task.c - tasks.
+ *  - stealable: 20k tasks of 20 NOP steps each, spawned on one shard with CPU work in
+ *    every step; no task's callbacks run on two shards at once, every step runs once,
+ *    release once, and idle shards steal (steals == stolen > 0); steal off: none.
+ *  - pinned: spawned on every shard, every run and callback stays on its shard.
+ *  - round_robin spreads evenly; sticky with the same key lands on the same shard.
+ *  - sp_task_wake from a foreign thread coalesces, runs after the last wake, never
+ *    concurrently.
+ */
 #include "harness.h"
 
 struct ttask {
@@ -17,17 +24,12 @@ struct ttask {
 static struct sp_engine *eng;
 static _Atomic long finished, violations, released_total;
 
-static void busy(int n)
-{
-	volatile unsigned x = 0;
-	for (int i = 0; i < n; i++)
-		x += (unsigned)i;
-}
-
 static void enter_task(struct ttask *t)
 {
 	if (atomic_exchange(&t->running, 1))
 		atomic_fetch_add(&violations, 1); /* two shards at once */
+	if (sp_task_shard(&t->task) != sp_shard_current())
+		atomic_fetch_add(&violations, 1);
 	if (t->task.placement != SP_STEALABLE &&
 	    sp_shard_index(sp_shard_current()) != t->home)
 		atomic_fetch_add(&violations, 1); /* a pinned task moved */
@@ -50,7 +52,7 @@ static void on_step(struct sp_op *op, int res, uint32_t flags)
 	struct ttask *t = sp_container_of(op, struct ttask, op);
 	enter_task(t);
 	ck_assert_int_eq(res, 0);
-	busy(3000);
+	busy_work(3000);
 	if (++t->steps < t->want_steps) {
 		submit_nop(t);
 	} else {
@@ -82,10 +84,15 @@ static struct ttask *tasks;
 static long ntasks;
 static enum sp_placement placement;
 
+/* Spawn tasks [from, ntasks) in steps of `step` on the calling shard. */
+struct range {
+	long from, step;
+};
+
 static void spawn_batch(void *arg)
 {
-	(void)arg;
-	for (long i = 0; i < ntasks; i++) {
+	struct range all = { 0, 1 }, *r = arg ? arg : &all;
+	for (long i = r->from; i < ntasks; i += r->step) {
 		struct ttask *t = &tasks[i];
 		sp_task_init(&t->task, placement, on_run, on_release);
 		sp_op_init(&t->op, &t->task, on_step);
@@ -173,6 +180,36 @@ START_TEST(test_pinned_never_leave)
 }
 END_TEST
 
+START_TEST(test_pinned_on_every_shard)
+{
+	/* a third of the tasks spawned on each of 3 shards; each stays where it was born */
+	eng = start_engine(3, true);
+	reset(scaled(6000), SP_PINNED);
+	static struct on_shard_call calls[3];
+	static struct range ranges[3];
+	for (unsigned i = 0; i < 3; i++) {
+		ranges[i] = (struct range){ i, 3 };
+		post_on_shard(eng, i, &calls[i], spawn_batch, &ranges[i]);
+	}
+	ck_assert_msg(wait_atomic(&released_total, ntasks, 120000), "released %ld of %ld",
+		      atomic_load(&released_total), ntasks);
+	ck_assert_int_eq(atomic_load(&violations), 0);
+	for (long i = 0; i < ntasks; i++) {
+		ck_assert_uint_eq(tasks[i].home, (unsigned)(i % 3));
+		ck_assert_int_eq(tasks[i].steps, 20);
+		ck_assert_int_eq(atomic_load(&tasks[i].released), 1);
+	}
+	for (unsigned i = 0; i < 3; i++) {
+		struct sp_shard_stats st;
+		sp_shard_stats_read(sp_engine_shard(eng, i), &st);
+		ck_assert_uint_ge(st.tasks_run, (uint64_t)ntasks / 3);
+	}
+	ck_assert_uint_eq(total_steals(), 0);
+	stop_engine(eng);
+	free(tasks);
+}
+END_TEST
+
 /* round_robin and sticky: record where run() happens. */
 static _Atomic long where[4];
 static _Atomic long sticky_bad;
@@ -254,42 +291,53 @@ START_TEST(test_round_robin_and_sticky)
 }
 END_TEST
 
-/* Waking a task from a foreign thread, many times, while it runs on shards. */
+/* Waking a task from a foreign thread, many times, while it runs on shards. Before each
+ * wake the waker publishes a generation; the run that follows the last wake must see the
+ * last generation. */
 static struct ttask waker_task;
+static _Atomic long wake_gen, seen_gen;
 
 static void wake_run(struct sp_task *task)
 {
 	struct ttask *t = (struct ttask *)task;
 	enter_task(t);
+	atomic_store(&seen_gen, atomic_load(&wake_gen));
 	atomic_fetch_add(&t->runs, 1);
-	busy(2000);
+	busy_work(2000);
 	leave_task(t);
+}
+
+static void close_waker(void *arg)
+{
+	sp_task_close(arg);
 }
 
 START_TEST(test_wake_coalescing)
 {
 	eng = start_engine(2, true);
 	atomic_store(&violations, 0);
+	atomic_store(&released_total, 0);
+	atomic_store(&wake_gen, 0);
+	atomic_store(&seen_gen, -1);
 	memset(&waker_task, 0, sizeof(waker_task));
-	sp_task_init(&waker_task.task, SP_STEALABLE, wake_run, NULL);
+	sp_task_init(&waker_task.task, SP_STEALABLE, wake_run, on_release);
 	sp_task_spawn(eng, &waker_task.task, 0);
 	long n = scaled(100000);
-	for (long i = 0; i < n; i++)
+	for (long i = 1; i <= n; i++) {
+		atomic_store(&wake_gen, i);
 		sp_task_wake(&waker_task.task);
-	/* the last wake always yields a run after it: wait for runs to settle */
-	long last = -1;
-	for (int k = 0; k < 200; k++) {
-		long r = atomic_load(&waker_task.runs);
-		if (r == last && r > 0)
-			break;
-		last = r;
-		sleep_us(5000);
 	}
+	ck_assert_msg(wait_atomic(&seen_gen, n, 10000), "last run saw generation %ld of %ld",
+		      atomic_load(&seen_gen), n);
 	long runs = atomic_load(&waker_task.runs);
 	ck_assert_int_ge(runs, 1);
-	ck_assert_int_le(runs, n + 1);
+	ck_assert_int_le(runs, n + 1); /* one per wake at most, plus the spawn */
 	ck_assert_int_eq(atomic_load(&violations), 0);
+	/* the task is idle (nothing in flight): close it from a shard, released once */
+	run_on_shard(eng, 1, close_waker, &waker_task.task);
+	ck_assert(wait_atomic(&released_total, 1, 5000));
 	stop_engine(eng);
+	ck_assert_int_eq(atomic_load(&waker_task.released), 1);
 }
 END_TEST
 
@@ -302,6 +350,7 @@ int main(void)
 	tcase_add_test(tc, test_stealable_four_shards);
 	tcase_add_test(tc, test_steal_off);
 	tcase_add_test(tc, test_pinned_never_leave);
+	tcase_add_test(tc, test_pinned_on_every_shard);
 	tcase_add_test(tc, test_round_robin_and_sticky);
 	tcase_add_test(tc, test_wake_coalescing);
 	suite_add_tcase(s, tc);
