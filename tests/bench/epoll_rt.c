@@ -40,7 +40,7 @@ struct ert_thread {
 	struct ert_timer **heap;
 	unsigned heap_len, heap_cap;
 
-	bool busy;
+	unsigned io_events; /* user events dispatched since the last pass: they are work */
 	_Atomic uint64_t st_msgs, st_wakes, st_sleeps, st_polls;
 };
 
@@ -341,6 +341,7 @@ static int poll_io(struct ert_thread *th, int timeout_ms)
 		io->cb(io, evs[i].events);
 		user++;
 	}
+	th->io_events += (unsigned)user;
 	return user;
 }
 
@@ -398,7 +399,9 @@ static void loop(struct ert_thread *th)
 {
 	struct ert *rt = th->rt;
 	while (!atomic_load_explicit(&rt->stopping, memory_order_acquire)) {
-		unsigned work = drain_inbox(th);
+		unsigned work = th->io_events;
+		th->io_events = 0;
+		work += drain_inbox(th);
 		work += run_deferred(th);
 		if (th->heap_len)
 			work += run_timers(th, now_ns());
