@@ -2,7 +2,7 @@
 /*
  * config.h - the configuration model: plain data compiled from the YAML of
  * spargiod.yaml(5), immutable once loaded and shared by every shard through a refcount.
- * Parsing and validation live in src/config/*.c; nothing here knows about sockets,
+ * Parsing and validation live in the files of src/config; nothing here knows about sockets,
  * shards or sessions. The daemon turns a config into a running generation.
  *
  * Every string and array below is owned by the config and freed with it. References
@@ -62,6 +62,7 @@ struct sp_conf_cidr {
 };
 
 struct sp_conf_tls_server {
+	struct sp_conf_pos pos; /* of the tls: mapping, for errors of `spargiod -t` */
 	char *cert, *key;
 	unsigned min_version; /* TLS1_2_VERSION style: 0x0303 for "1.2", 0x0304 for "1.3" */
 	char **alpn;
@@ -69,6 +70,7 @@ struct sp_conf_tls_server {
 };
 
 struct sp_conf_tls_client {
+	struct sp_conf_pos pos; /* of the tls: mapping */
 	char *sni; /* NULL: none */
 	bool verify;
 	char *ca; /* NULL: system default */
@@ -206,9 +208,12 @@ struct sp_conf_upstream {
 
 enum sp_log_target { SP_LOG_TARGET_AUTO, SP_LOG_TARGET_STDERR, SP_LOG_TARGET_JOURNAL };
 
+struct sp_arena;
+
 struct sp_config {
 	_Atomic unsigned refs;
 	char *path; /* the file it was loaded from */
+	struct sp_arena *arena; /* private to src/config: every allocation of this config */
 
 	struct {
 		unsigned shards; /* 0: auto (online CPUs) */
@@ -233,6 +238,7 @@ struct sp_config {
 	struct {
 		char *user;  /* NULL: stay who we are; set: drop to it after binding (root only) */
 		char *group; /* NULL: the user's primary group */
+		struct sp_conf_pos pos; /* of the process: mapping (0:0 when absent) */
 	} process;
 
 	struct sp_conf_upstream *upstreams;
@@ -249,9 +255,15 @@ struct sp_config {
 /*
  * Load, validate and compile path. On success *out holds a config with one reference and
  * errs is empty; on failure (-EINVAL: invalid, or -errno: unreadable) *out is NULL and
- * errs holds every error found (up to SP_CONF_MAX_ERRORS). The caller frees errs.
+ * errs holds every error found (up to SP_CONF_MAX_ERRORS), sorted by position. The call
+ * initializes *errs (it may be uninitialized; NULL: errors are not wanted) and the caller
+ * frees it with sp_conf_errors_free, on success too. Only an unreadable file gives a
+ * message without LINE:COL ("FILE: cannot open: ...").
  * Bounded: files over 1 MiB, nesting over 64 levels, scalars over 64 KiB, aliases and
- * anchors, and non-UTF-8 input are rejected with a positioned error.
+ * anchors, tags, several documents and non-UTF-8 input are rejected with a positioned
+ * error. Pure: nothing outside the file is looked at (see sp_config_check_resources).
+ * All memory of a config is one allocation arena: strings and arrays live until the last
+ * sp_config_unref, and only configs made by these functions may be unref'd.
  */
 int sp_config_load(const char *path, struct sp_config **out, struct sp_conf_errors *errs);
 
@@ -261,7 +273,7 @@ int sp_config_load_buffer(const char *name, const char *buf, size_t len,
 
 /* Deeper checks for `spargiod -t`: TLS certs and keys load and match, file roots exist
  * and are directories, exec commands exist and are executable, users exist. Appends to
- * errs; returns 0 or -EINVAL. */
+ * errs (which must be initialized, e.g. by a load or to { 0 }); returns 0 or -EINVAL. */
 int sp_config_check_resources(const struct sp_config *cfg, struct sp_conf_errors *errs);
 
 struct sp_config *sp_config_ref(struct sp_config *cfg);
@@ -275,7 +287,10 @@ struct sp_conf_listener *sp_config_listener(const struct sp_config *cfg, const c
 /* Parse helpers shared with other parsers of outside input (control commands). */
 int sp_parse_duration_ms(const char *s, uint64_t *out); /* "250ms" "2s" "5m" "1h" */
 int sp_parse_size(const char *s, uint64_t *out);        /* "4096" "4KiB" "1MiB" "1GiB" */
+/* On success text (and name) are malloc'd: free them with sp_conf_addr_clear. On error
+ * *why (when why is not NULL) says why in a few words. */
 int sp_parse_addr(const char *s, struct sp_conf_addr *out, const char **why);
+void sp_conf_addr_clear(struct sp_conf_addr *a);
 int sp_parse_cidr(const char *s, struct sp_conf_cidr *out);
 bool sp_cidr_match(const struct sp_conf_cidr *c, const struct sockaddr *sa);
 
