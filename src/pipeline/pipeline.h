@@ -1,0 +1,143 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * pipeline.h - what a connection runs: a route is a list of stages, filters first, one
+ * handler last (spargiod.yaml(5)). A generation is one loaded config turned into running
+ * routes; every session holds a reference to the generation it started with, so a reload
+ * never changes what a running connection does.
+ *
+ * A stage is a module with one vtable (sp_stage_ops). Filters decide on a new connection
+ * on the accepting shard, before any session exists (no allocation for a denied client);
+ * the handler then owns the session and its data path.
+ */
+#ifndef SP_PIPELINE_H
+#define SP_PIPELINE_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "config/config.h"
+#include "engine/engine.h"
+
+struct sp_session;
+struct sp_stage;
+struct sp_listener;
+
+enum sp_verdict { SP_VERDICT_PASS, SP_VERDICT_DENY };
+
+struct sp_stage_ops {
+	enum sp_stage_kind kind;
+	/* Build the stage's runtime state (main thread, while a reload is prepared). Writes
+	 * a reason into err and returns -errno on failure; the reload is then rejected. */
+	int (*init)(struct sp_stage *st, unsigned nshards, char *err, size_t errlen);
+	void (*destroy)(struct sp_stage *st);
+	/* Filters: judge a new connection (accepting shard, must not block). */
+	enum sp_verdict (*filter)(struct sp_stage *st, const struct sockaddr *peer,
+				  unsigned shard, uint64_t now_ns);
+	/* Handlers: bytes to allocate per session (>= sizeof(struct sp_session)), and start,
+	 * called in the session's first run. The handler ends it with sp_session_close. */
+	size_t session_size;
+	void (*start)(struct sp_session *s);
+};
+
+/* Counters of one stage on one shard, written by that shard only. */
+struct sp_stage_counters {
+	_Atomic uint64_t passed, denied;
+} __attribute__((aligned(64)));
+
+struct sp_stage {
+	const struct sp_stage_ops *ops;
+	const struct sp_conf_stage *conf;
+	void *state;                       /* the stage's own */
+	struct sp_stage_counters *counters; /* [nshards] */
+};
+
+/* Counters of one route on one shard, written by that shard only. */
+struct sp_route_counters {
+	_Atomic uint64_t opened, closed, denied, bytes_in, bytes_out;
+} __attribute__((aligned(64)));
+
+struct sp_route {
+	const struct sp_conf_route *conf;
+	enum sp_placement placement;
+	struct sp_stage *stages; /* conf->n_stages; the last one is the handler */
+	size_t n_stages;
+	struct sp_route_counters *counters; /* [nshards] */
+};
+
+/* A listener as one generation sees it: the socket (shared across generations while its
+ * bind is unchanged) and the route it feeds. */
+struct sp_gen_listener {
+	struct sp_listener *sock;
+	const struct sp_conf_listener *conf;
+	struct sp_route *route;
+};
+
+struct sp_gen {
+	_Atomic unsigned refs;
+	unsigned number;
+	unsigned nshards;
+	struct sp_config *cfg;
+	struct sp_route *routes;
+	size_t n_routes;
+	struct sp_gen_listener *listeners;
+	size_t n_listeners;
+};
+
+/* Build the routes of cfg (stage init); listeners are filled by the caller. On failure
+ * returns NULL with a message in err. Takes its own reference on cfg. */
+struct sp_gen *sp_gen_create(struct sp_config *cfg, unsigned number, unsigned nshards,
+			     char *err, size_t errlen);
+struct sp_gen *sp_gen_ref(struct sp_gen *g);
+void sp_gen_unref(struct sp_gen *g); /* any thread; frees with the last reference */
+struct sp_route *sp_gen_route(struct sp_gen *g, const struct sp_conf_route *conf);
+
+/* The stage module for a kind, NULL when this build has none. */
+const struct sp_stage_ops *sp_stage_ops_for(enum sp_stage_kind kind);
+
+/* ------------------------------------------------------------------------------------ */
+/* Sessions                                                                              */
+
+struct sp_session {
+	struct sp_task task;
+	int fd;
+	struct sockaddr_storage peer;
+	socklen_t peerlen;
+	struct sp_gen *gen;               /* held for the session's life */
+	const struct sp_gen_listener *lst; /* inside gen */
+	struct sp_route *route;            /* inside gen */
+	struct sp_stage *handler;          /* route->stages[last] */
+	uint64_t started_ns;
+	uint64_t bytes_in, bytes_out;      /* handlers add what they move */
+	const char *end_reason;            /* for the access log; NULL: "closed" */
+	bool started;
+	/* Handlers may set it: called on later runs of the task (sp_task_wake). */
+	void (*on_wake)(struct sp_session *s);
+};
+
+/* Hooks the daemon gives the session layer (connection accounting, access log). */
+struct sp_session_hooks {
+	void (*opened)(struct sp_session *s);
+	void (*closed)(struct sp_session *s); /* before the session's memory goes */
+	void (*denied)(const struct sp_gen_listener *l, const struct sockaddr *peer,
+		       const char *stage);
+};
+void sp_session_set_hooks(const struct sp_session_hooks *hooks);
+
+/*
+ * A connection fd accepted on the current shard for listener l of generation gen: run
+ * the route's filters, then spawn the handler's session with the route's placement.
+ * Takes ownership of fd (closed on deny or failure). Returns true when a session runs.
+ */
+bool sp_session_accept(struct sp_engine *eng, struct sp_gen *gen,
+		       const struct sp_gen_listener *l, int fd);
+
+/* End the session (from its own callbacks): ops cancelled, then fd closed and memory
+ * freed once nothing is in flight. reason goes to the access log (NULL: "closed"). */
+void sp_session_close(struct sp_session *s, const char *reason);
+
+/* "1.2.3.4:5678", "[::1]:80" or "unix" into buf. */
+const char *sp_sockaddr_str(const struct sockaddr *sa, socklen_t len, char *buf, size_t n);
+
+#endif

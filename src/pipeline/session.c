@@ -1,0 +1,151 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * session.c - from an accepted fd to a running handler: filters, then a task placed per
+ * the route, then the handler's start. The session keeps its generation until it ends.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "engine/log.h"
+#include "pipeline/pipeline.h"
+
+static struct sp_session_hooks hooks;
+
+void sp_session_set_hooks(const struct sp_session_hooks *h)
+{
+	hooks = *h;
+}
+
+const char *sp_sockaddr_str(const struct sockaddr *sa, socklen_t len, char *buf, size_t n)
+{
+	char host[INET6_ADDRSTRLEN];
+	if (sa->sa_family == AF_INET && len >= sizeof(struct sockaddr_in)) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+		inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+		snprintf(buf, n, "%s:%u", host, ntohs(in->sin_port));
+	} else if (sa->sa_family == AF_INET6 && len >= sizeof(struct sockaddr_in6)) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+		inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+		snprintf(buf, n, "[%s]:%u", host, ntohs(in6->sin6_port));
+	} else {
+		snprintf(buf, n, "unix");
+	}
+	return buf;
+}
+
+/* FNV-1a over the address bytes (not the port): the sticky placement key. */
+static uint64_t peer_key(const struct sockaddr *sa)
+{
+	const uint8_t *p = NULL;
+	size_t len = 0;
+	if (sa->sa_family == AF_INET) {
+		p = (const uint8_t *)&((const struct sockaddr_in *)sa)->sin_addr;
+		len = 4;
+	} else if (sa->sa_family == AF_INET6) {
+		p = (const uint8_t *)&((const struct sockaddr_in6 *)sa)->sin6_addr;
+		len = 16;
+	}
+	uint64_t h = 1469598103934665603ull;
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ p[i]) * 1099511628211ull;
+	return h;
+}
+
+static void session_run(struct sp_task *t)
+{
+	struct sp_session *s = sp_container_of(t, struct sp_session, task);
+	if (!s->started) {
+		s->started = true;
+		s->handler->ops->start(s);
+	} else if (s->on_wake) {
+		s->on_wake(s);
+	}
+}
+
+static void session_release(struct sp_task *t)
+{
+	struct sp_session *s = sp_container_of(t, struct sp_session, task);
+	struct sp_shard *sh = sp_shard_current();
+	struct sp_route_counters *rc = &s->route->counters[sh ? sp_shard_index(sh) : 0];
+
+	atomic_store_explicit(&rc->closed, atomic_load_explicit(&rc->closed, memory_order_relaxed) + 1,
+			      memory_order_relaxed);
+	atomic_store_explicit(&rc->bytes_in, atomic_load_explicit(&rc->bytes_in, memory_order_relaxed) + s->bytes_in,
+			      memory_order_relaxed);
+	atomic_store_explicit(&rc->bytes_out, atomic_load_explicit(&rc->bytes_out, memory_order_relaxed) + s->bytes_out,
+			      memory_order_relaxed);
+	if (s->fd >= 0)
+		close(s->fd);
+	if (hooks.closed)
+		hooks.closed(s);
+	sp_gen_unref(s->gen);
+	free(s);
+}
+
+/* Counters are written by one shard only: a plain load + store is enough (no RMW). */
+static inline void count(_Atomic uint64_t *c)
+{
+	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1,
+			      memory_order_relaxed);
+}
+
+bool sp_session_accept(struct sp_engine *eng, struct sp_gen *gen,
+		       const struct sp_gen_listener *l, int fd)
+{
+	struct sockaddr_storage peer;
+	socklen_t peerlen = sizeof(peer);
+	unsigned shard = sp_shard_index(sp_shard_current());
+	struct sp_route *r = l->route;
+
+	if (getpeername(fd, (struct sockaddr *)&peer, &peerlen) < 0) {
+		close(fd); /* reset before we looked at it */
+		return false;
+	}
+	uint64_t now = sp_now_ns();
+	for (size_t i = 0; i + 1 < r->n_stages; i++) {
+		struct sp_stage *st = &r->stages[i];
+		if (st->ops->filter(st, (struct sockaddr *)&peer, shard, now) == SP_VERDICT_DENY) {
+			count(&st->counters[shard].denied);
+			count(&r->counters[shard].denied);
+			if (hooks.denied)
+				hooks.denied(l, (struct sockaddr *)&peer, sp_stage_name(st->conf->kind));
+			close(fd);
+			return false;
+		}
+		count(&st->counters[shard].passed);
+	}
+
+	struct sp_stage *h = &r->stages[r->n_stages - 1];
+	struct sp_session *s = calloc(1, h->ops->session_size);
+	if (!s) {
+		sp_log(SP_LOG_ERR, "listener %s: out of memory for a session", l->conf->name);
+		close(fd);
+		return false;
+	}
+	s->fd = fd;
+	s->peer = peer;
+	s->peerlen = peerlen;
+	s->gen = sp_gen_ref(gen);
+	s->lst = l;
+	s->route = r;
+	s->handler = h;
+	s->started_ns = now;
+	count(&r->counters[shard].opened);
+	if (hooks.opened)
+		hooks.opened(s);
+	sp_task_init(&s->task, r->placement, session_run, session_release);
+	sp_task_spawn(eng, &s->task, peer_key((struct sockaddr *)&peer));
+	return true;
+}
+
+void sp_session_close(struct sp_session *s, const char *reason)
+{
+	if (!s->end_reason)
+		s->end_reason = reason;
+	sp_task_close(&s->task);
+}
