@@ -4,7 +4,7 @@
 # SIGTERM stops it cleanly with exit status 0.
 set -u
 bin=${BUILDDIR:-.}/spargio-echo
-port=$((20000 + RANDOM % 20000))
+port=$((10000 + RANDOM % 22000)) # below the ephemeral range
 log=$(mktemp)
 fail() { echo "FAIL: $*"; cat "$log"; kill "$pid" 2>/dev/null; rm -f "$log"; exit 1; }
 

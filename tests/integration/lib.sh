@@ -1,0 +1,85 @@
+# shellcheck shell=bash
+# lib.sh - sourced by the daemon's integration tests: a temporary directory, free
+# loopback ports, starting and stopping spargiod by PID, and bounded waits.
+set -u
+bin=${BUILDDIR:-.}/spargiod
+load=${BUILDDIR:-.}/tests/tools/echo_load
+tmp=$(mktemp -d /tmp/spargiod-test.XXXXXX)
+log=$tmp/log
+pid=
+started_pids=()
+
+cleanup() {
+	local p
+	for p in "${started_pids[@]}"; do
+		kill -KILL "$p" 2>/dev/null && wait "$p" 2>/dev/null
+	done
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+fail() {
+	echo "FAIL: $*"
+	[ -f "$log" ] && { echo "---- daemon log (last 60 lines)"; tail -60 "$log"; }
+	exit 1
+}
+
+# A loopback TCP port nobody listens on now.
+free_port() {
+	local p
+	while :; do
+		p=$((10000 + RANDOM % 22000)) # below the ephemeral range (32768+)
+		(exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
+	done
+}
+
+# wait_until SECONDS COMMAND...: poll COMMAND every 50 ms until it succeeds.
+wait_until() {
+	local limit=$(($1 * 20)) i
+	shift
+	for ((i = 0; i < limit; i++)); do
+		"$@" && return 0
+		sleep 0.05
+	done
+	return 1
+}
+
+log_has() { grep -q -- "$1" "$log"; }
+log_count() { grep -c -- "$1" "$log"; }
+
+# start_daemon CONFIG [ENV=VALUE...]: start spargiod in the background; waits for its
+# start-up line. Sets $pid.
+start_daemon() {
+	local conf=$1
+	shift
+	env "$@" "$bin" -c "$conf" >>"$log" 2>&1 &
+	pid=$!
+	started_pids+=("$pid")
+	wait_until 10 log_has "spargiod .*generation 1" || fail "spargiod did not start"
+}
+
+# stop_daemon [SIGNAL] [SECONDS]: signal it and wait; sets $rc to its exit status.
+stop_daemon() {
+	local sig=${1:-TERM} limit=${2:-10}
+	kill -"$sig" "$pid" 2>/dev/null
+	wait_until "$limit" eval '! kill -0 '"$pid"' 2>/dev/null || [ "$(ps -o stat= -p '"$pid"')" = Z ]' ||
+		fail "spargiod still running $limit s after SIG$sig"
+	rc=0
+	wait "$pid" || rc=$?
+}
+
+# echo_ok ADDR: one line goes through the echo route at ADDR (socat address syntax).
+echo_ok() {
+	local want="ping $RANDOM" got
+	got=$(echo "$want" | timeout 5 socat -t 3 - "$1" 2>/dev/null)
+	[ "$got" = "$want" ]
+}
+
+# reload_and_wait: SIGHUP, then wait for the verdict line that follows it.
+reload_and_wait() {
+	local before
+	before=$(grep -c -E 'reload: generation|reload rejected' "$log")
+	kill -HUP "$pid"
+	wait_until 10 eval '[ "$(grep -c -E "reload: generation|reload rejected" "$log")" -gt '"$before"' ]' ||
+		fail "no reload verdict in the log"
+}

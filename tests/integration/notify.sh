@@ -1,0 +1,75 @@
+#!/bin/bash
+# notify.sh - the systemd notify protocol, with this test standing in for systemd:
+# READY=1 after start; RELOADING=1 with MONOTONIC_USEC then READY=1 around a reload, a
+# rejected one too (with its error in STATUS=); WATCHDOG=1 while the shards answer;
+# STOPPING=1 on SIGTERM. Logging goes to journald when asked, and the test reads it back
+# when journald runs here.
+. "$(dirname "$0")/lib.sh"
+
+port=$(free_port)
+cat >"$tmp/conf.yaml" <<CONF
+version: 1
+control: {socket: "$tmp/control.sock"}
+engine: {shards: 2}
+listeners:
+  - {name: a, bind: "127.0.0.1:$port", route: echo}
+routes:
+  - {name: echo, pipeline: [{echo: {}}]}
+CONF
+msgs=$tmp/notify.txt
+python3 "$(dirname "$0")/notify_recv.py" "$tmp/notify.sock" "$msgs" 60 &
+started_pids+=("$!")
+wait_until 5 test -e "$msgs.ready" || fail "notify receiver did not start"
+
+start_daemon "$tmp/conf.yaml" NOTIFY_SOCKET="$tmp/notify.sock" WATCHDOG_USEC=400000
+wait_until 5 grep -qx "READY=1" "$msgs" || fail "no READY=1"
+wait_until 5 grep -q "^STATUS=generation 1, 0 connections, 1 listeners, 2 shards" "$msgs" || fail "no STATUS= line"
+wait_until 5 eval '[ "$(grep -cx WATCHDOG=1 "$msgs")" -ge 2 ]' || fail "no WATCHDOG=1 pings"
+echo_ok TCP4:127.0.0.1:$port || fail "echo"
+
+reload_and_wait
+wait_until 5 eval '[ "$(grep -cx READY=1 "$msgs")" -ge 2 ]' || fail "no READY=1 after the reload"
+grep -qE "^RELOADING=1 \| MONOTONIC_USEC=[0-9]+$" "$msgs" || fail "no RELOADING=1 with MONOTONIC_USEC"
+# RELOADING must come before the second READY
+awk '/^RELOADING=1/{r=NR} /^READY=1$/{n++; if (n==2) s=NR} END{exit !(r && s && r < s)}' "$msgs" ||
+	fail "RELOADING=1 not before the second READY=1"
+
+echo "version: 1
+listeners: [{name: a, bind: \"127.0.0.1:$port\", route: nowhere}]
+routes: []" >"$tmp/conf.yaml"
+reload_and_wait
+wait_until 5 eval '[ "$(grep -cx READY=1 "$msgs")" -ge 3 ]' || fail "no READY=1 after a rejected reload"
+grep -q "^STATUS=reload rejected, generation 2 keeps serving: $tmp/conf.yaml:[0-9]*:[0-9]*: " "$msgs" ||
+	fail "no STATUS= with the rejection"
+echo_ok TCP4:127.0.0.1:$port || fail "echo after the rejected reload"
+
+stop_daemon TERM
+[ "$rc" = 0 ] || fail "exit status $rc"
+wait_until 5 grep -qx "STOPPING=1" "$msgs" || fail "no STOPPING=1"
+
+# log.target: journal - lines reach journald with our identifier (when journald runs)
+if [ -S /run/systemd/journal/socket ] && command -v journalctl >/dev/null &&
+	journalctl -n 0 >/dev/null 2>&1; then
+	tag="notify-test-$RANDOM$RANDOM"
+	cat >"$tmp/conf.yaml" <<CONF
+version: 1
+control: {socket: "$tmp/control.sock"}
+engine: {shards: 1}
+log: {target: journal}
+listeners:
+  - {name: $tag, bind: "127.0.0.1:$port", route: echo}
+routes:
+  - {name: echo, pipeline: [{echo: {}}]}
+CONF
+	"$bin" -c "$tmp/conf.yaml" 2>>"$log" &
+	pid=$!
+	started_pids+=("$pid")
+	wait_until 5 echo_ok TCP4:127.0.0.1:$port || fail "journal run: no echo"
+	stop_daemon TERM
+	wait_until 5 eval "journalctl -q SYSLOG_IDENTIFIER=spargiod LISTENER=$tag | grep -q 'access $tag'" ||
+		fail "no structured access line in the journal"
+	journal="journald checked"
+else
+	journal="journald not running here: not checked"
+fi
+echo "PASS: notify (READY, RELOADING+MONOTONIC_USEC, READY after rejection, STATUS, WATCHDOG, STOPPING; $journal)"
