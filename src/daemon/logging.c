@@ -51,9 +51,9 @@ void sp_access_log(const struct sp_session *s)
 	const char *end = s->end_reason ? s->end_reason : "closed";
 
 	if (to_journal) {
-		sd_journal_send("MESSAGE=access %s %s %s %.3fms in=%" PRIu64 " out=%" PRIu64 " %s",
+		sd_journal_send("MESSAGE=access %s %s %s %.3fms in=%" PRIu64 " out=%" PRIu64 " %s %s",
 				s->lst->conf->name, s->route->conf->name, client, ms, s->bytes_in,
-				s->bytes_out, end,
+				s->bytes_out, end, s->log_extra, "SPARGIOD_EXTRA=%s", s->log_extra,
 				"PRIORITY=%d", LOG_INFO, "SYSLOG_IDENTIFIER=spargiod",
 				"SPARGIOD_EVENT=access", "LISTENER=%s", s->lst->conf->name,
 				"ROUTE=%s", s->route->conf->name, "CLIENT=%s", client,
@@ -62,8 +62,8 @@ void sp_access_log(const struct sp_session *s)
 		return;
 	}
 	sp_log(SP_LOG_INFO, "access listener=%s route=%s client=%s duration_ms=%.3f in=%" PRIu64
-	       " out=%" PRIu64 " end=%s", s->lst->conf->name, s->route->conf->name, client, ms,
-	       s->bytes_in, s->bytes_out, end);
+	       " out=%" PRIu64 " end=%s%s%s", s->lst->conf->name, s->route->conf->name, client, ms,
+	       s->bytes_in, s->bytes_out, end, s->log_extra[0] ? " " : "", s->log_extra);
 }
 
 void sp_access_log_denied(const struct sp_gen_listener *l, const struct sockaddr *peer,

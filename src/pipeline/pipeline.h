@@ -111,6 +111,9 @@ struct sp_session {
 	uint64_t started_ns;
 	uint64_t bytes_in, bytes_out;      /* handlers add what they move */
 	const char *end_reason;            /* for the access log; NULL: "closed" */
+	/* Handler's own access-log fields, "key=value key=value" (e.g. server=..., status=...),
+	 * appended to the line (and split into journal fields) when the session ends. */
+	char log_extra[192];
 	bool started;
 	/* Handlers may set it: called on later runs of the task (sp_task_wake). */
 	void (*on_wake)(struct sp_session *s);
