@@ -178,6 +178,7 @@ int sp_daemon_run(const char *config_path)
 	}
 	sp_conf_errors_free(&errs);
 	sp_logging_setup(cfg->log.target, cfg->log.level);
+	sp_log_async_start(); /* from here on no thread waits for the log */
 
 	d.nshards = cfg->engine.shards ? cfg->engine.shards : online_cpus();
 	sp_systemd_sockets_load();
@@ -227,6 +228,7 @@ out:
 	sp_gen_unref(d.gen);
 	sp_config_unref(d.cfg);
 	sp_systemd_sockets_close();
+	sp_log_async_stop();
 	close(sfd);
 	return status;
 }

@@ -1,13 +1,47 @@
 /* SPDX-License-Identifier: MIT */
-/* log.c - formatting and level filter for sp_log; one write per line. */
+/*
+ * log.c - formatting, the level filter and the asynchronous writer of sp_log.
+ *
+ * The ring is a bounded multi-producer queue of fixed slots, each with a sequence
+ * number: a producer claims a slot by CAS on the tail when the slot's sequence says it
+ * is free, fills it, then publishes it by storing the next sequence. The one consumer
+ * (the writer thread) takes slots in order and frees them. Producers never wait: a full
+ * ring drops the line. The writer naps briefly when the ring is empty, so producers
+ * need no wake-up syscall either.
+ */
 #include "engine/log.h"
 
+#include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <string.h>
+#include <time.h>
 #include <unistd.h>
+
+#define SLOTS 2048 /* power of two */
+#define MSG_MAX 768
+#define FIELDS_MAX 384
+#define NAP_NS 2000000 /* 2 ms */
+
+struct slot {
+	_Atomic uint64_t seq;
+	int level;
+	char msg[MSG_MAX];
+	char fields[FIELDS_MAX];
+};
 
 static _Atomic int max_level = SP_LOG_INFO;
 static _Atomic(sp_log_sink_fn) sink;
+
+static struct slot ring[SLOTS];
+static _Atomic uint64_t tail;   /* next slot to claim (producers) */
+static uint64_t head;           /* next slot to write (writer) */
+static _Atomic uint64_t dropped;
+static _Atomic bool async_on, stop_asked;
+static pthread_t writer;
 
 void sp_log_set_level(int level)
 {
@@ -29,26 +63,141 @@ static const char *level_name(int level)
 	}
 }
 
-void sp_log(int level, const char *fmt, ...)
+/* Hand one line to the sink or stderr (the writer thread, or the caller when sync). */
+static void emit(int level, const char *msg, const char *fields)
 {
-	if (level > atomic_load_explicit(&max_level, memory_order_relaxed))
-		return;
-	char msg[1024];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-
 	sp_log_sink_fn fn = atomic_load(&sink);
 	if (fn) {
-		fn(level, msg);
+		fn(level, msg, fields && fields[0] ? fields : NULL);
 		return;
 	}
-	char line[1100];
+	char line[MSG_MAX + 32];
 	int n = snprintf(line, sizeof(line), "spargiod[%s]: %s\n", level_name(level), msg);
 	if (n > (int)sizeof(line) - 1)
 		n = (int)sizeof(line) - 1;
-	/* One write so lines from several shards do not interleave. */
+	/* One write so lines from several threads do not interleave. */
 	if (write(STDERR_FILENO, line, (size_t)n) < 0)
 		return;
+}
+
+static bool enqueue(int level, const char *fields, const char *fmt, va_list ap)
+{
+	uint64_t pos = atomic_load_explicit(&tail, memory_order_relaxed);
+	struct slot *s;
+	for (;;) {
+		s = &ring[pos & (SLOTS - 1)];
+		uint64_t seq = atomic_load_explicit(&s->seq, memory_order_acquire);
+		int64_t diff = (int64_t)(seq - pos);
+		if (diff == 0) {
+			if (atomic_compare_exchange_weak_explicit(&tail, &pos, pos + 1,
+								  memory_order_relaxed,
+								  memory_order_relaxed))
+				break;
+		} else if (diff < 0) {
+			return false; /* full */
+		} else {
+			pos = atomic_load_explicit(&tail, memory_order_relaxed);
+		}
+	}
+	s->level = level;
+	vsnprintf(s->msg, sizeof(s->msg), fmt, ap);
+	snprintf(s->fields, sizeof(s->fields), "%s", fields ? fields : "");
+	atomic_store_explicit(&s->seq, pos + 1, memory_order_release);
+	return true;
+}
+
+static void vlog(int level, const char *fields, const char *fmt, va_list ap)
+{
+	if (level > atomic_load_explicit(&max_level, memory_order_relaxed))
+		return;
+	if (atomic_load_explicit(&async_on, memory_order_acquire)) {
+		if (!enqueue(level, fields, fmt, ap))
+			atomic_fetch_add_explicit(&dropped, 1, memory_order_relaxed);
+		return;
+	}
+	char msg[MSG_MAX];
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	emit(level, msg, fields);
+}
+
+void sp_log(int level, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vlog(level, NULL, fmt, ap);
+	va_end(ap);
+}
+
+void sp_log_fields(int level, const char *fields, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vlog(level, fields, fmt, ap);
+	va_end(ap);
+}
+
+/* Write every published line; returns how many. */
+static unsigned drain(void)
+{
+	unsigned n = 0;
+	for (;;) {
+		struct slot *s = &ring[head & (SLOTS - 1)];
+		if (atomic_load_explicit(&s->seq, memory_order_acquire) != head + 1)
+			break;
+		emit(s->level, s->msg, s->fields);
+		atomic_store_explicit(&s->seq, head + SLOTS, memory_order_release);
+		head++;
+		n++;
+	}
+	uint64_t lost = atomic_exchange_explicit(&dropped, 0, memory_order_relaxed);
+	if (lost) {
+		char msg[96];
+		snprintf(msg, sizeof(msg), "log: %llu lines dropped (the writer fell behind)",
+			 (unsigned long long)lost);
+		emit(SP_LOG_WARN, msg, NULL);
+	}
+	return n;
+}
+
+static void *writer_main(void *arg)
+{
+	(void)arg;
+	for (;;) {
+		bool stopping = atomic_load(&stop_asked);
+		if (drain() == 0) {
+			if (stopping)
+				break;
+			struct timespec ts = { 0, NAP_NS };
+			nanosleep(&ts, NULL);
+		}
+	}
+	return NULL;
+}
+
+int sp_log_async_start(void)
+{
+	if (atomic_load(&async_on))
+		return 0;
+	for (uint64_t i = 0; i < SLOTS; i++)
+		atomic_store_explicit(&ring[i].seq, i, memory_order_relaxed);
+	atomic_store(&tail, 0);
+	head = 0;
+	atomic_store(&stop_asked, false);
+	int ret = pthread_create(&writer, NULL, writer_main, NULL);
+	if (ret)
+		return -ret;
+	atomic_store_explicit(&async_on, true, memory_order_release);
+	return 0;
+}
+
+/* Call once every other thread that logs has stopped (the shards have joined). */
+void sp_log_async_stop(void)
+{
+	if (!atomic_load(&async_on))
+		return;
+	/* lines logged from now on are written synchronously, after the queued ones */
+	atomic_store(&stop_asked, true);
+	pthread_join(writer, NULL);
+	atomic_store(&async_on, false);
+	drain(); /* a producer that saw async_on just before it went off */
 }
