@@ -133,6 +133,16 @@ struct sp_conf_exec {
 	char **env;             /* NULL-terminated "KEY=VALUE" */
 	size_t n_env;
 	enum sp_exec_stdio stdio;
+	char *group;            /* NULL: the user's primary group (or the daemon's) */
+	char *working_dir;      /* default "/" */
+	unsigned queue;         /* connections that wait past max_instances; 0 (default): refused */
+	uint64_t queue_timeout_ms; /* longest wait in that queue, default 10s */
+	uint64_t kill_grace_ms; /* SIGTERM to SIGKILL of the process group, default 5s */
+	struct {
+		uint64_t nofile; /* RLIMIT_NOFILE; 0: the soft limit the daemon started with */
+		uint64_t as;     /* RLIMIT_AS in bytes; 0: unchanged */
+		uint64_t cpu;    /* RLIMIT_CPU in seconds; 0: unchanged */
+	} limits;
 };
 
 struct sp_conf_udp_proxy {

@@ -119,6 +119,14 @@ static void stage(struct sp_conf_report *rep, const struct sp_conf_stage *st)
 			sp_report(rep, st->pos, "exec command '%s' is not an executable file", prog);
 		if (st->exec.user)
 			user(rep, st->pos, st->exec.user);
+		errno = 0;
+		if (st->exec.group && !getgrnam(st->exec.group))
+			sp_report(rep, st->pos, "no group '%s' on this system", st->exec.group);
+		const char *dir = st->exec.working_dir;
+		if (stat(dir, &sb) < 0)
+			sp_report(rep, st->pos, "exec working_dir '%s': %s", dir, strerror(errno));
+		else if (!S_ISDIR(sb.st_mode))
+			sp_report(rep, st->pos, "exec working_dir '%s' is not a directory", dir);
 	}
 }
 

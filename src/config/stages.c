@@ -35,7 +35,8 @@ bool sp_stage_is_handler(enum sp_stage_kind kind)
  *   proxy:      idle_timeout 300s, send_proxy_protocol off
  *   files:      index index.html, keepalive_timeout 60s
  *   exec:       max_instances 64, user unset (the daemon's), timeout 0 (none), no env,
- *               stdio socket
+ *               stdio socket, group unset (the user's), working_dir /, queue 0 (refuse),
+ *               queue_timeout 10s, kill_grace 5s, limits unset
  *   udp_proxy:  session_timeout 30s
  *   echo, metrics: no options
  */
@@ -206,17 +207,47 @@ static void exec_env(struct sp_cf_ctx *cx, const struct sp_ynode *map, struct sp
 	sp_cf_names_free(&seen);
 }
 
+/* exec's `limits: {nofile: 1024, as: 512MiB, cpu: 10s}` */
+static void exec_limits(struct sp_cf_ctx *cx, const struct sp_ynode *map, struct sp_conf_exec *e)
+{
+	static const char *const keys[] = { "nofile", "as", "cpu", NULL };
+	enum { NOFILE, AS, CPU, N };
+	const struct sp_ynode *v[N];
+	unsigned nofile = 0;
+	uint64_t cpu_ms = 0;
+	char *as;
+	if (!sp_cf_fields(cx, map, "'limits'", keys, v))
+		return;
+	if (sp_cf_uint(cx, v[NOFILE], "nofile", 1, 1u << 30, &nofile))
+		e->limits.nofile = nofile;
+	if (v[AS] && sp_cf_str(cx, v[AS], "as", &as) &&
+	    (sp_parse_size(as, &e->limits.as) < 0 || e->limits.as < 1u << 20)) {
+		char show[40];
+		sp_cf_error(cx, v[AS], "invalid size '%s' for 'as' (at least 1MiB, like 512MiB)",
+			    sp_show(show, sizeof(show), v[AS]->str, v[AS]->len));
+	}
+	if (sp_cf_duration(cx, v[CPU], "cpu", 1000, &cpu_ms))
+		e->limits.cpu = (cpu_ms + 999) / 1000; /* RLIMIT_CPU counts whole seconds */
+}
+
 static void exec(struct sp_cf_ctx *cx, const struct sp_ynode *opts, const struct sp_ynode *at,
 		 struct sp_conf_exec *e)
 {
 	static const char *const keys[] = { "command", "max_instances", "user", "timeout",
-					    "env",     "stdio",		NULL };
+					    "env",     "stdio",		"group", "working_dir",
+					    "queue",   "queue_timeout", "kill_grace", "limits",
+					    NULL };
 	static const char *const stdios[] = { "socket", "pipe", NULL };
-	enum { COMMAND, MAX, USER, TIMEOUT, ENV, STDIO, N };
+	enum { COMMAND, MAX, USER, TIMEOUT, ENV, STDIO, GROUP, WORKDIR, QUEUE, QUEUE_TIMEOUT,
+	       GRACE, LIMITS, N };
 	const struct sp_ynode *v[N];
 	int i;
 	e->max_instances = 64;
 	e->stdio = SP_EXEC_SOCKET;
+	e->queue_timeout_ms = 10000;
+	e->kill_grace_ms = 5000;
+	if (!(e->working_dir = sp_cf_strdup(cx, "/")))
+		return;
 	if (!sp_cf_fields(cx, opts, "'exec'", keys, v))
 		return;
 	if (sp_cf_require(cx, at, v[COMMAND], "command", "'exec'") &&
@@ -237,6 +268,13 @@ static void exec(struct sp_cf_ctx *cx, const struct sp_ynode *opts, const struct
 		e->env = sp_cf_alloc(cx, 1, sizeof(*e->env)); /* always NULL-terminated */
 	if (v[STDIO] && sp_cf_enum(cx, v[STDIO], "stdio", stdios, &i))
 		e->stdio = (enum sp_exec_stdio)i;
+	sp_cf_account(cx, v[GROUP], "group", &e->group);
+	sp_cf_path(cx, v[WORKDIR], "working_dir", &e->working_dir);
+	sp_cf_uint(cx, v[QUEUE], "queue", 0, 65536, &e->queue);
+	sp_cf_duration(cx, v[QUEUE_TIMEOUT], "queue_timeout", 1, &e->queue_timeout_ms);
+	sp_cf_duration(cx, v[GRACE], "kill_grace", 0, &e->kill_grace_ms);
+	if (v[LIMITS] && sp_cf_type(v[LIMITS]) != SP_CF_NULL)
+		exec_limits(cx, v[LIMITS], e);
 }
 
 static void udp_proxy(struct sp_cf_ctx *cx, const struct sp_ynode *opts, const struct sp_ynode *at,

@@ -89,7 +89,9 @@ static const char full_yaml[] =
 	"    placement: sticky\n"
 	"    pipeline:\n"
 	"      - exec: {command: [/bin/cat, -u], max_instances: 8, user: nobody, timeout: 30s,\n"
-	"               env: {GREETING: hi, EMPTY: \"\"}, stdio: pipe}\n"
+	"               env: {GREETING: hi, EMPTY: \"\"}, stdio: pipe, group: adm,\n"
+	"               working_dir: /tmp, queue: 16, queue_timeout: 2s, kill_grace: 1s,\n"
+	"               limits: {nofile: 256, as: 512MiB, cpu: 1500ms}}\n"
 	"  - name: dns\n"
 	"    pipeline:\n"
 	"      - udp_proxy: {upstream: dns, session_timeout: 10s}\n"
@@ -297,6 +299,14 @@ START_TEST(test_full_routes)
 	ck_assert_str_eq(st->exec.env[1], "EMPTY=");
 	ck_assert_ptr_null(st->exec.env[2]);
 	ck_assert_int_eq(st->exec.stdio, SP_EXEC_PIPE);
+	ck_assert_str_eq(st->exec.group, "adm");
+	ck_assert_str_eq(st->exec.working_dir, "/tmp");
+	ck_assert_uint_eq(st->exec.queue, 16);
+	ck_assert_uint_eq(st->exec.queue_timeout_ms, 2000);
+	ck_assert_uint_eq(st->exec.kill_grace_ms, 1000);
+	ck_assert_uint_eq(st->exec.limits.nofile, 256);
+	ck_assert_uint_eq(st->exec.limits.as, 512ull << 20);
+	ck_assert_uint_eq(st->exec.limits.cpu, 2); /* rounded up to whole seconds */
 
 	r = &c->routes[3];
 	ck_assert_int_eq(r->placement, SP_CONF_STEALABLE);
@@ -375,6 +385,14 @@ START_TEST(test_defaults)
 	ck_assert_ptr_nonnull(st[0].exec.env);
 	ck_assert_ptr_null(st[0].exec.env[0]);
 	ck_assert_int_eq(st[0].exec.stdio, SP_EXEC_SOCKET);
+	ck_assert_ptr_null(st[0].exec.group);
+	ck_assert_str_eq(st[0].exec.working_dir, "/");
+	ck_assert_uint_eq(st[0].exec.queue, 0);
+	ck_assert_uint_eq(st[0].exec.queue_timeout_ms, 10000);
+	ck_assert_uint_eq(st[0].exec.kill_grace_ms, 5000);
+	ck_assert_uint_eq(st[0].exec.limits.nofile, 0);
+	ck_assert_uint_eq(st[0].exec.limits.as, 0);
+	ck_assert_uint_eq(st[0].exec.limits.cpu, 0);
 	st = c->routes[3].stages;
 	ck_assert_uint_eq(st[0].udp_proxy.session_timeout_ms, 30000);
 	sp_config_unref(c);
@@ -619,6 +637,24 @@ START_TEST(test_resources)
 	for (unsigned i = 0; i < 8; i++)
 		ck_assert_msg(!strncmp(errs.msgs[i], want[i], strlen(want[i])), "%s\n!= %s",
 			      errs.msgs[i], want[i]);
+	sp_conf_errors_free(&errs);
+
+	/* exec: a working_dir that is a file, one that is missing, a group nobody has */
+	snprintf(yaml, sizeof(yaml),
+		 "version: 1\n"
+		 "routes:\n"
+		 "  - {name: e, pipeline: [{exec: {command: [/bin/cat], working_dir: %s}}]}\n"
+		 "  - {name: f, pipeline: [{exec: {command: [/bin/cat], working_dir: %s/nope,\n"
+		 "                                 group: no-such-group-xyz}}]}\n",
+		 p[4], tmpdir);
+	errs = check_resources(yaml, -EINVAL);
+	snprintf(want[0], 400, "t.yaml:3:27: exec working_dir '%s' is not a directory", p[4]);
+	snprintf(want[1], 400, "t.yaml:4:27: no group 'no-such-group-xyz' on this system");
+	snprintf(want[2], 400, "t.yaml:4:27: exec working_dir '%s/nope': No such file or directory",
+		 tmpdir);
+	ck_assert_uint_eq(errs.count, 3);
+	for (unsigned i = 0; i < 3; i++)
+		ck_assert_str_eq(errs.msgs[i], want[i]);
 	sp_conf_errors_free(&errs);
 
 	/* missing certificate files */

@@ -336,6 +336,31 @@ START_TEST(test_stage_options)
 }
 END_TEST
 
+START_TEST(test_exec_options)
+{
+	expect_errors(V1 "routes:\n"
+			 "  - name: e\n"
+			 "    pipeline:\n"
+			 "      - exec: {command: [/bin/cat], queue: -1, queue_timeout: 0, kill_grace: soon,\n"
+			 "               working_dir: rel/dir, group: \"a b\",\n"
+			 "               limits: {nofile: 0, as: 10k, cpu: 0, core: 1}}\n"
+			 "  - name: f\n"
+			 "    pipeline: [{exec: {command: [/bin/cat], limits: [1]}}]\n",
+		      "t.yaml:5:44: 'queue' must be from 0 to 65536 (found -1)",
+		      "t.yaml:5:63: 'queue_timeout' must be at least 1ms (found 0)",
+		      "t.yaml:5:78: invalid duration 'soon' for 'kill_grace' (expected a number and "
+		      "a unit: 250ms, 2s, 5m, 1h)",
+		      "t.yaml:6:29: 'working_dir' must be an absolute path (found 'rel/dir')",
+		      "t.yaml:6:45: invalid group name 'a b' (at most 32 characters, no spaces, ':' "
+		      "or '/')",
+		      "t.yaml:7:33: 'nofile' must be from 1 to 1073741824 (found 0)",
+		      "t.yaml:7:40: invalid size '10k' for 'as' (at least 1MiB, like 512MiB)",
+		      "t.yaml:7:50: 'cpu' must be at least 1000ms (found 0)",
+		      "t.yaml:7:53: unknown key 'core' in 'limits'",
+		      "t.yaml:9:53: expected a mapping for 'limits', found a sequence", NULL);
+}
+END_TEST
+
 START_TEST(test_tls_options)
 {
 	expect_errors(V1 "upstreams: [{name: u, servers: [\"127.0.0.1:1\"],\n"
@@ -554,6 +579,7 @@ int main(void)
 	tcase_add_test(tc, test_pipelines);
 	tcase_add_test(tc, test_protocol_fit);
 	tcase_add_test(tc, test_stage_options);
+	tcase_add_test(tc, test_exec_options);
 	tcase_add_test(tc, test_tls_options);
 	tcase_add_test(tc, test_many_errors_sorted_and_capped);
 	tcase_add_test(tc, test_suggestions);
