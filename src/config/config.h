@@ -116,10 +116,23 @@ struct sp_conf_proxy {
 	enum sp_proxy_protocol send_proxy_protocol;
 };
 
+enum sp_dotfiles { SP_DOTFILES_IGNORE, SP_DOTFILES_ALLOW, SP_DOTFILES_DENY };
+enum sp_files_splice { SP_SPLICE_AUTO, SP_SPLICE_ON, SP_SPLICE_OFF };
+
 struct sp_conf_files {
 	char *root;
 	char *index;                   /* default "index.html" */
 	uint64_t keepalive_timeout_ms; /* default 60s */
+	bool autoindex;                /* HTML listing of a directory without index; false */
+	char *cache_control;           /* Cache-Control value; NULL: no header */
+	enum sp_dotfiles dotfiles;     /* a path with a segment starting '.': ignore (404) */
+	unsigned max_header_size;      /* bytes of a request head, default 8 KiB; over: 431 */
+	unsigned max_headers;          /* header fields, default 100; over: 431 */
+	uint64_t header_timeout_ms;    /* whole request head, default 10s */
+	uint64_t send_timeout_ms;      /* no progress sending, default 60s */
+	unsigned file_cache;           /* open files kept per shard, default 1024; 0: none */
+	uint64_t file_cache_valid_ms;  /* revalidate a cached file after, default 1s */
+	enum sp_files_splice splice;   /* large bodies by splice or read+send; auto */
 };
 
 enum sp_exec_stdio { SP_EXEC_SOCKET, SP_EXEC_PIPE };

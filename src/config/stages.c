@@ -33,7 +33,10 @@ bool sp_stage_is_handler(enum sp_stage_kind kind)
  *   acl:        allow and deny empty (at least one must be given)
  *   rate_limit: burst max(1, per_source), max_sources 65536
  *   proxy:      idle_timeout 300s, send_proxy_protocol off
- *   files:      index index.html, keepalive_timeout 60s
+ *   files:      index index.html, keepalive_timeout 60s, autoindex false, no
+ *               cache_control, dotfiles ignore, max_header_size 8KiB, max_headers 100,
+ *               header_timeout 10s, send_timeout 60s, file_cache 1024 (per shard),
+ *               file_cache_valid 1s, splice auto
  *   exec:       max_instances 64, user unset (the daemon's), timeout 0 (none), no env,
  *               stdio socket, group unset (the user's), working_dir /, queue 0 (refuse),
  *               queue_timeout 10s, kill_grace 5s, limits unset
@@ -138,13 +141,54 @@ static void proxy(struct sp_cf_ctx *cx, const struct sp_ynode *opts, const struc
 		p->send_proxy_protocol = (enum sp_proxy_protocol)i;
 }
 
+/* A size between min and max bytes ("8KiB"); *out untouched when n is absent. */
+static void size_opt(struct sp_cf_ctx *cx, const struct sp_ynode *n, const char *key,
+		     uint64_t min, uint64_t max, unsigned *out)
+{
+	char *s = NULL;
+	uint64_t v;
+	if (!n || !sp_cf_str(cx, n, key, &s))
+		return;
+	if (sp_parse_size(s, &v) < 0 || v < min || v > max) {
+		char show[40];
+		sp_cf_error(cx, n, "invalid size '%s' for '%s' (%lluKiB to %lluKiB, like 8KiB)",
+			    sp_show(show, sizeof(show), n->str, n->len), key,
+			    (unsigned long long)(min >> 10), (unsigned long long)(max >> 10));
+		return;
+	}
+	*out = (unsigned)v;
+}
+
+/* A header value we send as is: printable ASCII and spaces, no CR/LF (header injection). */
+static bool header_value_ok(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || (unsigned char)*s > 0x7e)
+			return false;
+	return true;
+}
+
 static void files(struct sp_cf_ctx *cx, const struct sp_ynode *opts, const struct sp_ynode *at,
 		  struct sp_conf_files *f)
 {
-	static const char *const keys[] = { "root", "index", "keepalive_timeout", NULL };
-	enum { ROOT, INDEX, KEEPALIVE, N };
+	static const char *const keys[] = { "root",	       "index",		"keepalive_timeout",
+					    "autoindex",       "cache_control", "dotfiles",
+					    "max_header_size", "max_headers",	"header_timeout",
+					    "send_timeout",    "file_cache",	"file_cache_valid",
+					    "splice",	       NULL };
+	static const char *const dotfiles[] = { "ignore", "allow", "deny", NULL };
+	static const char *const splice[] = { "auto", "on", "off", NULL };
+	enum { ROOT, INDEX, KEEPALIVE, AUTOINDEX, CACHE_CONTROL, DOTFILES, MAX_HEADER_SIZE,
+	       MAX_HEADERS, HEADER_TIMEOUT, SEND_TIMEOUT, FILE_CACHE, FILE_CACHE_VALID, SPLICE, N };
 	const struct sp_ynode *v[N];
+	int i;
 	f->keepalive_timeout_ms = 60000;
+	f->max_header_size = 8192;
+	f->max_headers = 100;
+	f->header_timeout_ms = 10000;
+	f->send_timeout_ms = 60000;
+	f->file_cache = 1024;
+	f->file_cache_valid_ms = 1000;
 	if (!(f->index = sp_cf_strdup(cx, "index.html")))
 		return;
 	if (!sp_cf_fields(cx, opts, "'files'", keys, v))
@@ -155,6 +199,20 @@ static void files(struct sp_cf_ctx *cx, const struct sp_ynode *opts, const struc
 	    (strchr(f->index, '/') || !strcmp(f->index, ".") || !strcmp(f->index, "..")))
 		sp_cf_error(cx, v[INDEX], "'index' is a file name, without '/'");
 	sp_cf_duration(cx, v[KEEPALIVE], "keepalive_timeout", 1, &f->keepalive_timeout_ms);
+	sp_cf_bool(cx, v[AUTOINDEX], "autoindex", &f->autoindex);
+	if (sp_cf_str(cx, v[CACHE_CONTROL], "cache_control", &f->cache_control) &&
+	    f->cache_control && !header_value_ok(f->cache_control))
+		sp_cf_error(cx, v[CACHE_CONTROL], "'cache_control' must be printable ASCII on one line");
+	if (v[DOTFILES] && sp_cf_enum(cx, v[DOTFILES], "dotfiles", dotfiles, &i))
+		f->dotfiles = (enum sp_dotfiles)i;
+	size_opt(cx, v[MAX_HEADER_SIZE], "max_header_size", 1024, 1024 * 1024, &f->max_header_size);
+	sp_cf_uint(cx, v[MAX_HEADERS], "max_headers", 1, 10000, &f->max_headers);
+	sp_cf_duration(cx, v[HEADER_TIMEOUT], "header_timeout", 1, &f->header_timeout_ms);
+	sp_cf_duration(cx, v[SEND_TIMEOUT], "send_timeout", 1, &f->send_timeout_ms);
+	sp_cf_uint(cx, v[FILE_CACHE], "file_cache", 0, 1u << 20, &f->file_cache);
+	sp_cf_duration(cx, v[FILE_CACHE_VALID], "file_cache_valid", 0, &f->file_cache_valid_ms);
+	if (v[SPLICE] && sp_cf_enum(cx, v[SPLICE], "splice", splice, &i))
+		f->splice = (enum sp_files_splice)i;
 }
 
 static bool env_name(const char *s)

@@ -399,6 +399,49 @@ START_TEST(test_defaults)
 }
 END_TEST
 
+START_TEST(test_files_options)
+{
+	struct sp_config *c = load_ok("version: 1\n"
+				      "routes:\n"
+				      "  - name: d\n"
+				      "    pipeline: [{files: {root: /srv}}]\n"
+				      "  - name: f\n"
+				      "    pipeline:\n"
+				      "      - files: {root: /srv, autoindex: true, cache_control: \"max-age=60\",\n"
+				      "               dotfiles: allow, max_header_size: 16KiB, max_headers: 50,\n"
+				      "               header_timeout: 5s, send_timeout: 30s, file_cache: 0,\n"
+				      "               file_cache_valid: 250ms, splice: on}\n"
+				      "  - name: g\n"
+				      "    pipeline: [{files: {root: /srv, dotfiles: deny, splice: off}}]\n");
+	const struct sp_conf_files *f = &c->routes[0].stages[0].files;
+	ck_assert(!f->autoindex);
+	ck_assert_ptr_null(f->cache_control);
+	ck_assert_int_eq(f->dotfiles, SP_DOTFILES_IGNORE);
+	ck_assert_uint_eq(f->max_header_size, 8192);
+	ck_assert_uint_eq(f->max_headers, 100);
+	ck_assert_uint_eq(f->header_timeout_ms, 10000);
+	ck_assert_uint_eq(f->send_timeout_ms, 60000);
+	ck_assert_uint_eq(f->file_cache, 1024);
+	ck_assert_uint_eq(f->file_cache_valid_ms, 1000);
+	ck_assert_int_eq(f->splice, SP_SPLICE_AUTO);
+	f = &c->routes[1].stages[0].files;
+	ck_assert(f->autoindex);
+	ck_assert_str_eq(f->cache_control, "max-age=60");
+	ck_assert_int_eq(f->dotfiles, SP_DOTFILES_ALLOW);
+	ck_assert_uint_eq(f->max_header_size, 16384);
+	ck_assert_uint_eq(f->max_headers, 50);
+	ck_assert_uint_eq(f->header_timeout_ms, 5000);
+	ck_assert_uint_eq(f->send_timeout_ms, 30000);
+	ck_assert_uint_eq(f->file_cache, 0);
+	ck_assert_uint_eq(f->file_cache_valid_ms, 250);
+	ck_assert_int_eq(f->splice, SP_SPLICE_ON);
+	f = &c->routes[2].stages[0].files;
+	ck_assert_int_eq(f->dotfiles, SP_DOTFILES_DENY);
+	ck_assert_int_eq(f->splice, SP_SPLICE_OFF);
+	sp_config_unref(c);
+}
+END_TEST
+
 START_TEST(test_minimal_and_yaml_forms)
 {
 	/* no sections but version; empty sections; shorthand forms; bools and octal modes
@@ -698,6 +741,7 @@ int main(void)
 	tcase_add_test(tc, test_full_listeners);
 	tcase_add_test(tc, test_full_routes);
 	tcase_add_test(tc, test_defaults);
+	tcase_add_test(tc, test_files_options);
 	tcase_add_test(tc, test_minimal_and_yaml_forms);
 	tcase_add_test(tc, test_lookups_and_refs);
 	tcase_add_test(tc, test_stage_names);

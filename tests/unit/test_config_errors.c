@@ -361,6 +361,32 @@ START_TEST(test_exec_options)
 }
 END_TEST
 
+START_TEST(test_files_options)
+{
+	expect_errors(V1 "routes:\n"
+			 "  - name: f\n"
+			 "    pipeline:\n"
+			 "      - files: {root: /srv, autoindex: maybe, cache_control: \"a\\nb\",\n"
+			 "               dotfiles: show, max_header_size: 100, max_headers: 0,\n"
+			 "               header_timeout: 0, send_timeout: 1y, file_cache: -1,\n"
+			 "               file_cache_valid: soon, splice: always, max_header_size: 2MiB}\n",
+		      "t.yaml:5:40: expected true or false for 'autoindex', found a string (\"maybe\")",
+		      "t.yaml:5:62: 'cache_control' must be printable ASCII on one line",
+		      "t.yaml:6:26: invalid value 'show' for 'dotfiles': expected ignore, allow or deny",
+		      "t.yaml:6:49: invalid size '100' for 'max_header_size' (1KiB to 1024KiB, like "
+		      "8KiB)",
+		      "t.yaml:6:67: 'max_headers' must be from 1 to 10000 (found 0)",
+		      "t.yaml:7:32: 'header_timeout' must be at least 1ms (found 0)",
+		      "t.yaml:7:49: invalid duration '1y' for 'send_timeout' (expected a number and a "
+		      "unit: 250ms, 2s, 5m, 1h)",
+		      "t.yaml:7:65: 'file_cache' must be from 0 to 1048576 (found -1)",
+		      "t.yaml:8:34: invalid duration 'soon' for 'file_cache_valid' (expected a number "
+		      "and a unit: 250ms, 2s, 5m, 1h)",
+		      "t.yaml:8:48: invalid value 'always' for 'splice': expected auto, on or off",
+		      "t.yaml:8:56: duplicate key 'max_header_size' in 'files' (first at 6:32)", NULL);
+}
+END_TEST
+
 START_TEST(test_tls_options)
 {
 	expect_errors(V1 "upstreams: [{name: u, servers: [\"127.0.0.1:1\"],\n"
@@ -580,6 +606,7 @@ int main(void)
 	tcase_add_test(tc, test_protocol_fit);
 	tcase_add_test(tc, test_stage_options);
 	tcase_add_test(tc, test_exec_options);
+	tcase_add_test(tc, test_files_options);
 	tcase_add_test(tc, test_tls_options);
 	tcase_add_test(tc, test_many_errors_sorted_and_capped);
 	tcase_add_test(tc, test_suggestions);
