@@ -133,6 +133,9 @@ struct sp_op {
 	uint32_t cqe_flags;
 	uint8_t state;         /* SP_OP_* below */
 	uint8_t kind;          /* io, timer or job */
+	/* release/acquire pair around a remote cancel: the kernel's msg_ring handoff
+	 * orders it, but invisibly to TSan */
+	_Atomic uint8_t handoff;
 };
 
 enum { SP_OP_IDLE = 0, SP_OP_INFLIGHT = 1, SP_OP_CANCELLING = 2 };

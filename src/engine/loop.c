@@ -48,9 +48,16 @@ static void handle_cqe(struct sp_shard *sh, uint64_t ud, int res, uint32_t flags
 		st_add(sh, ST_MSGS_RECEIVED, 1);
 		break;
 	}
-	case SP_TAG_CANCEL:
-		sp_op_cancel_local(sh, p);
+	case SP_TAG_CANCEL: {
+		/* another shard asks: pairs with its release store (see sp_op_cancel) */
+		struct sp_op *op = p;
+		(void)atomic_load_explicit(&op->handoff, memory_order_acquire);
+		if ((!op->task || op->task->placement != SP_STEALABLE) &&
+		    op->state == SP_OP_INFLIGHT)
+			op->state = SP_OP_CANCELLING; /* ours: it is in flight on our ring */
+		sp_op_cancel_local(sh, op);
 		break;
+	}
 	case SP_TAG_SENDFAIL: {
 		/* Without CQE_SKIP a successful send completes here too: the message is
 		 * the receiver's now, do not touch it. */

@@ -23,6 +23,7 @@ void sp_op_init(struct sp_op *op, struct sp_task *task, sp_op_fn fn)
 	op->cqe_flags = 0;
 	op->state = SP_OP_IDLE;
 	op->kind = SP_KIND_IO;
+	atomic_init(&op->handoff, 0);
 }
 
 void sp_live_add(struct sp_task *t, struct sp_op *op)
@@ -94,11 +95,16 @@ int sp_op_cancel(struct sp_op *op)
 		return sp_timer_cancel((struct sp_timer *)op);
 	if (op->kind == SP_KIND_JOB)
 		return -EINPROGRESS; /* a helper is running it; the result will come */
-	op->state = SP_OP_CANCELLING;
-	if (op->shard == sh)
+	/* The state belongs to whoever completes the op: the task's context for a
+	 * stealable task (that is us), else the shard of the ring it is in flight on. */
+	if (op->shard == sh || (op->task && op->task->placement == SP_STEALABLE))
+		op->state = SP_OP_CANCELLING;
+	if (op->shard == sh) {
 		sp_op_cancel_local(sh, op);
-	else /* only that ring can cancel it: ask its shard */
+	} else { /* only that ring can cancel it: ask its shard */
+		atomic_store_explicit(&op->handoff, 1, memory_order_release);
 		sp_ring_msg(op->shard, sp_ud(op, SP_TAG_CANCEL), 0, sp_ud(NULL, SP_TAG_IGNORE));
+	}
 	return 0;
 }
 

@@ -157,6 +157,9 @@ void sp_task_cancel_all(struct sp_task *t)
 
 void sp_task_close(struct sp_task *t)
 {
+	/* acquire: pairs with the end of the task's last run, which may have been on
+	 * another shard (an idle stealable task closed from elsewhere) */
+	(void)atomic_load_explicit(&t->state, memory_order_acquire);
 	if (t->closing)
 		return;
 	t->closing = true;
