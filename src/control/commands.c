@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * commands.c - the control commands (spargioctl(8)): status, stats, shards, listeners,
- * routes, upstreams, reload, server, drain. Figures are sums of the
- * per-shard counters, read with relaxed loads (no lock, the shards never wait for us).
- * JSON is built with jansson: no hand-written escaping.
+ * routes, upstreams, reload, server, drain, run on lines that parse.c checked. Figures
+ * are sums of the per-shard counters, read with relaxed loads (no lock, the shards never
+ * wait for us), through stats/figures.h like the metrics handler. JSON is built with
+ * jansson: no hand-written escaping.
  */
 #include <jansson.h>
 #include <stdarg.h>
@@ -14,6 +15,7 @@
 
 #include "control/control.h"
 #include "daemon/daemon.h"
+#include "stats/figures.h"
 
 #define LOAD(x) atomic_load_explicit(&(x), memory_order_relaxed)
 
@@ -64,19 +66,26 @@ static json_t *listeners_json(struct sp_daemon *d)
 	json_t *arr = json_array();
 	for (size_t i = 0; d->gen && i < d->gen->n_listeners; i++) {
 		const struct sp_gen_listener *e = &d->gen->listeners[i];
-		uint64_t accepted = 0, errors = 0;
-		for (unsigned s = 0; s < e->sock->nshards; s++) {
-			accepted += LOAD(e->sock->acc[s].accepted);
-			errors += LOAD(e->sock->acc[s].errors);
-		}
-		json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:s, s:b, s:I, s:I, s:b}",
+		struct sp_listener_figures f;
+		sp_figures_listener(e->sock, &f);
+		json_array_append_new(arr, json_pack(
+			"{s:s, s:s, s:s, s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:b}",
 			"name", e->conf->name, "bind", e->conf->bind.text,
 			"protocol", e->conf->protocol == SP_PROTO_UDP ? "udp" : "tcp",
 			"route", e->conf->route->name, "tls", e->conf->tls != NULL,
-			"accepted", (json_int_t)accepted, "accept_errors", (json_int_t)errors,
+			"accepted", (json_int_t)f.accepted, "accept_errors", (json_int_t)f.accept_errors,
+			"active", (json_int_t)f.active, "refused_limit", (json_int_t)f.refused_limit,
+			"refused_acl", (json_int_t)f.refused_acl,
+			"refused_rate_limit", (json_int_t)f.refused_rate_limit,
 			"accepting", !LOAD(e->sock->closing) && !LOAD(d->paused)));
 	}
 	return arr;
+}
+
+/* A percentile in us, or null before the first session ended. */
+static json_t *percentile(const struct sp_latency_figures *l, uint64_t v)
+{
+	return l->count ? json_integer((json_int_t)v) : json_null();
 }
 
 static json_t *routes_json(struct sp_daemon *d)
@@ -84,24 +93,22 @@ static json_t *routes_json(struct sp_daemon *d)
 	json_t *arr = json_array();
 	for (size_t i = 0; d->gen && i < d->gen->n_routes; i++) {
 		const struct sp_route *r = &d->gen->routes[i];
-		uint64_t opened = 0, closed = 0, denied = 0, in = 0, out = 0;
-		for (unsigned s = 0; s < d->gen->nshards; s++) {
-			opened += LOAD(r->counters[s].opened);
-			closed += LOAD(r->counters[s].closed);
-			denied += LOAD(r->counters[s].denied);
-			in += LOAD(r->counters[s].bytes_in);
-			out += LOAD(r->counters[s].bytes_out);
-		}
+		struct sp_route_figures f;
+		struct sp_latency_figures lat;
+		sp_figures_route(r, d->gen->nshards, &f);
+		sp_figures_latency(r->durations, d->gen->nshards, &lat);
 		json_t *stages = json_array();
 		for (size_t k = 0; k < r->n_stages; k++)
 			json_array_append_new(stages, json_string(sp_stage_name(r->stages[k].conf->kind)));
-		/* a session may be counted closed before its opening is visible: clamp */
-		json_array_append_new(arr, json_pack("{s:s, s:s, s:o, s:I, s:I, s:I, s:I, s:I}",
+		json_array_append_new(arr, json_pack(
+			"{s:s, s:s, s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:o, s:o, s:o}",
 			"name", r->conf->name, "placement", placement_name(r->conf->placement),
-			"pipeline", stages, "sessions", (json_int_t)opened,
-			"active", (json_int_t)(opened > closed ? opened - closed : 0),
-			"denied", (json_int_t)denied, "bytes_in", (json_int_t)in,
-			"bytes_out", (json_int_t)out));
+			"pipeline", stages, "sessions", (json_int_t)f.sessions,
+			"active", (json_int_t)f.active, "denied", (json_int_t)f.denied,
+			"errors", (json_int_t)f.errors, "bytes_in", (json_int_t)f.bytes_in,
+			"bytes_out", (json_int_t)f.bytes_out, "p50_us", percentile(&lat, lat.p50_us),
+			"p90_us", percentile(&lat, lat.p90_us), "p99_us", percentile(&lat, lat.p99_us),
+			"p999_us", percentile(&lat, lat.p999_us)));
 	}
 	return arr;
 }
@@ -147,75 +154,53 @@ static json_t *drain_listener(struct sp_daemon *d, const char *name)
 	return error_answer("no listener named '%s'", name);
 }
 
-static json_t *answer(struct sp_daemon *d, char **argv, int argc)
+static json_t *answer(struct sp_daemon *d, const struct sp_ctl_command *c)
 {
-	const char *cmd = argv[0];
-	if (!strcmp(cmd, "status") && argc == 1)
+	switch (c->cmd) {
+	case SP_CTL_STATUS:
 		return status_json(d);
-	if (!strcmp(cmd, "shards") && argc == 1)
+	case SP_CTL_SHARDS:
 		return json_pack("{s:b, s:o}", "ok", 1, "shards", shards_json(d));
-	if (!strcmp(cmd, "listeners") && argc == 1)
+	case SP_CTL_LISTENERS:
 		return json_pack("{s:b, s:o}", "ok", 1, "listeners", listeners_json(d));
-	if (!strcmp(cmd, "routes") && argc == 1)
+	case SP_CTL_ROUTES:
 		return json_pack("{s:b, s:o}", "ok", 1, "routes", routes_json(d));
-	if (!strcmp(cmd, "upstreams") && argc == 1)
+	case SP_CTL_UPSTREAMS:
 		return json_pack("{s:b, s:o}", "ok", 1, "upstreams", upstreams_json(d));
-	if (!strcmp(cmd, "stats") && argc == 1)
+	case SP_CTL_STATS:
 		return json_pack("{s:b, s:i, s:I, s:o, s:o, s:o, s:o}", "ok", 1,
 			"generation", (int)d->generation, "connections", (json_int_t)LOAD(d->active),
 			"listeners", listeners_json(d), "routes", routes_json(d),
 			"upstreams", upstreams_json(d), "shards", shards_json(d));
-	if (!strcmp(cmd, "reload") && argc == 1) {
+	case SP_CTL_RELOAD: {
 		char err[1024];
 		if (sp_daemon_reload(d, err, sizeof(err)) < 0)
 			return json_pack("{s:b, s:s, s:i}", "ok", 0, "error", err,
 					 "generation", (int)d->generation);
 		return json_pack("{s:b, s:i}", "ok", 1, "generation", (int)d->generation);
 	}
-	if (!strcmp(cmd, "drain") && argc == 2)
-		return drain_listener(d, argv[1]);
-	if (!strcmp(cmd, "server") && argc == 4 &&
-	    (!strcmp(argv[1], "enable") || !strcmp(argv[1], "disable"))) {
-		if (!sp_config_upstream(d->cfg, argv[2]))
-			return error_answer("no upstream named '%s'", argv[2]);
-		return error_answer("server %s: this build has no proxy handler yet", argv[1]);
+	case SP_CTL_DRAIN:
+		return drain_listener(d, c->args[0]);
+	case SP_CTL_SERVER_ENABLE:
+	case SP_CTL_SERVER_DISABLE:
+		if (!sp_config_upstream(d->cfg, c->args[0]))
+			return error_answer("no upstream named '%s'", c->args[0]);
+		return error_answer("server %s: this build has no proxy handler yet",
+				    c->cmd == SP_CTL_SERVER_ENABLE ? "enable" : "disable");
 	}
-	static const char *known[] = { "status", "stats", "shards", "listeners", "routes",
-				       "upstreams", "reload", "drain", "server" };
-	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
-		if (!strcmp(cmd, known[i]))
-			return error_answer("wrong arguments for '%s' (see spargioctl(8))", cmd);
-	return error_answer("unknown command '%s'", cmd);
+	return error_answer("unknown command '%s'", c->name);
 }
 
 char *sp_control_answer(struct sp_daemon *d, const char *line, size_t len)
 {
-	char buf[4097];
-	char *argv[8];
-	int argc = 0;
+	struct sp_ctl_command c;
+	char err[160];
 	json_t *j;
 
-	if (len >= sizeof(buf))
-		len = sizeof(buf) - 1;
-	memcpy(buf, line, len);
-	buf[len] = 0;
-	for (size_t i = 0; i < len; i++) {
-		unsigned char ch = (unsigned char)buf[i];
-		if (ch < 0x20 && ch != '\t') {
-			j = error_answer("%s", "command contains control characters");
-			goto out;
-		}
-	}
-	for (char *save = NULL, *tok = strtok_r(buf, " \t", &save); tok;
-	     tok = strtok_r(NULL, " \t", &save)) {
-		if (argc == 8) {
-			j = error_answer("%s", "too many arguments");
-			goto out;
-		}
-		argv[argc++] = tok;
-	}
-	j = argc ? answer(d, argv, argc) : error_answer("%s", "empty command");
-out:;
+	if (sp_control_parse(line, len, &c, err, sizeof(err)) < 0)
+		j = error_answer("%s", err);
+	else
+		j = answer(d, &c);
 	char *text = json_dumps(j, JSON_COMPACT | JSON_ENSURE_ASCII);
 	json_decref(j);
 	return text;

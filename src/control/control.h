@@ -27,8 +27,30 @@ void sp_control_dispatch(struct sp_control *c, const struct pollfd *fds, size_t 
 /* Close every client and the socket, and remove the socket file. NULL ok. */
 void sp_control_close(struct sp_control *c);
 
-/* Answer one command line (without the newline): a JSON text the caller frees. Exposed
- * for the fuzz target and unit tests. */
+/* Answer one command line (without the newline): a JSON text the caller frees. */
 char *sp_control_answer(struct sp_daemon *d, const char *line, size_t len);
+
+/* A command line split and checked (parse.c): what sp_control_answer runs. */
+#define SP_CTL_LINE_MAX 4096
+#define SP_CTL_MAX_WORDS 8
+enum sp_ctl_cmd {
+	SP_CTL_STATUS, SP_CTL_STATS, SP_CTL_SHARDS, SP_CTL_LISTENERS, SP_CTL_ROUTES,
+	SP_CTL_UPSTREAMS, SP_CTL_RELOAD,
+	SP_CTL_DRAIN,          /* args: LISTENER */
+	SP_CTL_SERVER_ENABLE,  /* args: UPSTREAM ADDRESS */
+	SP_CTL_SERVER_DISABLE, /* args: UPSTREAM ADDRESS */
+};
+struct sp_ctl_command {
+	enum sp_ctl_cmd cmd;
+	const char *name;    /* the command word, static */
+	const char *args[3]; /* into buf: non-empty, no blank or control character */
+	int nargs;
+	char buf[SP_CTL_LINE_MAX + 1];
+};
+/* Parse line (len bytes, no newline; it may hold any byte) into c. Returns 0, or
+ * -EINVAL with the reason in err: control characters, empty, too many words, unknown
+ * command, wrong arguments. Needs no daemon (the fuzz target calls it alone). */
+int sp_control_parse(const char *line, size_t len, struct sp_ctl_command *c, char *err,
+		     size_t errlen);
 
 #endif

@@ -60,17 +60,37 @@ static void post_sync(struct sp_shard_ctx *ctx)
 			    &ctx->sync_msg, on_sync);
 }
 
-static void session_opened(struct sp_session *s)
+static void resume_accepting(struct sp_daemon *d)
 {
-	struct sp_daemon *d = daemon_of;
-	uint64_t n = atomic_fetch_add(&d->active, 1) + 1;
+	bool expect = true;
+	if (atomic_compare_exchange_strong(&d->paused, &expect, false)) {
+		sp_log(SP_LOG_INFO, "connections below max_connections: accepting resumed");
+		sp_daemon_sync_accepting(d);
+	}
+}
+
+/* Pause accepting on every shard (any shard; the first caller logs it). */
+static void pause_accepting(struct sp_daemon *d)
+{
 	bool expect = false;
-	if (n >= atomic_load(&d->max_connections) &&
-	    atomic_compare_exchange_strong(&d->paused, &expect, true)) {
+	if (atomic_compare_exchange_strong(&d->paused, &expect, true)) {
 		sp_log(SP_LOG_WARN, "max_connections (%u) reached: accepting paused",
 		       atomic_load(&d->max_connections));
 		sp_daemon_sync_accepting(d);
 	}
+	/* A session that ended between our caller's check and the pause saw nothing to
+	 * resume. Both sides are seq_cst (its decrement then its load of `paused`, our
+	 * store then our load of `active`), so one of us sees the other: resume here. */
+	if (atomic_load(&d->active) < atomic_load(&d->max_connections))
+		resume_accepting(d);
+}
+
+static void session_opened(struct sp_session *s)
+{
+	struct sp_daemon *d = daemon_of;
+	uint64_t n = atomic_fetch_add(&d->active, 1) + 1;
+	if (n >= atomic_load(&d->max_connections))
+		pause_accepting(d);
 }
 
 static void session_closed(struct sp_session *s)
@@ -79,12 +99,8 @@ static void session_closed(struct sp_session *s)
 	if (atomic_load_explicit(&d->access_log, memory_order_relaxed))
 		sp_access_log(s);
 	uint64_t n = atomic_fetch_sub(&d->active, 1) - 1;
-	bool expect = true;
-	if (n < atomic_load(&d->max_connections) && atomic_load(&d->paused) &&
-	    atomic_compare_exchange_strong(&d->paused, &expect, false)) {
-		sp_log(SP_LOG_INFO, "connections below max_connections: accepting resumed");
-		sp_daemon_sync_accepting(d);
-	}
+	if (n < atomic_load(&d->max_connections) && atomic_load(&d->paused))
+		resume_accepting(d);
 }
 
 static void session_denied(const struct sp_gen_listener *l, const struct sockaddr *peer,
@@ -104,6 +120,18 @@ static bool on_connection(struct sp_listener *l, int fd)
 	if (!e || !ctx->gen) {
 		close(fd); /* accepted in the instant its listener was removed */
 		return true;
+	}
+	if (atomic_load(&ctx->d->active) >= atomic_load(&ctx->d->max_connections)) {
+		/* At the limit already: the kernel handed us this one before our pause took
+		 * effect here (a multishot accept in flight), or a reload lowered the limit.
+		 * Refuse it rather than exceed max_connections; later clients wait. */
+		_Atomic uint64_t *c = &l->counters[me].refused_limit;
+		atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1,
+				      memory_order_relaxed);
+		close(fd);
+		pause_accepting(ctx->d);
+		l->acc[me].paused = true;
+		return false;
 	}
 	sp_session_accept(ctx->d->eng, ctx->gen, e, fd);
 	if (atomic_load(&ctx->d->paused)) {

@@ -161,10 +161,12 @@ struct sp_listener *sp_listener_open(const struct sp_conf_listener *c, unsigned 
 	l->name = strdup(c->name);
 	l->acc = calloc(nshards, sizeof(*l->acc));
 	l->cur = calloc(nshards, sizeof(*l->cur));
-	if (!l->key || !l->name || !l->acc || !l->cur) {
+	l->counters = aligned_alloc(64, sizeof(*l->counters) * nshards);
+	if (!l->key || !l->name || !l->acc || !l->cur || !l->counters) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
+	memset(l->counters, 0, sizeof(*l->counters) * nshards);
 	if (c->bind.kind == SP_ADDR_SYSTEMD) {
 		l->fd = sd_lookup(c->bind.name);
 		if (l->fd < 0) {
@@ -188,6 +190,7 @@ fail:
 	free(l->name);
 	free(l->acc);
 	free(l->cur);
+	free(l->counters);
 	free(l);
 	return NULL;
 }
@@ -220,6 +223,7 @@ void sp_listener_unref(struct sp_listener *l)
 	free(l->name);
 	free(l->acc);
 	free(l->cur);
+	free(l->counters);
 	free(l);
 }
 

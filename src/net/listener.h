@@ -33,6 +33,16 @@ struct sp_acceptor {
 	_Atomic uint64_t accepted, errors; /* written by its shard only */
 };
 
+/* What became of this listener's connections, per shard, written by that shard only
+ * (relaxed load + store); readers sum the shards. A session may end on another shard
+ * than the one that opened it: active = sum(opened) - sum(closed). */
+struct sp_listener_counters {
+	_Atomic uint64_t opened, closed;   /* sessions started and ended */
+	_Atomic uint64_t refused_limit;    /* accepted past limits.max_connections, closed */
+	_Atomic uint64_t refused_acl;      /* denied by an acl filter */
+	_Atomic uint64_t refused_rate_limit; /* denied by a rate_limit filter */
+} __attribute__((aligned(64)));
+
 struct sp_listener {
 	_Atomic unsigned refs, hold;
 	_Atomic bool closing;
@@ -45,6 +55,7 @@ struct sp_listener {
 	ino_t unix_ino;
 	unsigned nshards;
 	struct sp_acceptor *acc;                  /* [nshards] */
+	struct sp_listener_counters *counters;    /* [nshards]; kept across reloads */
 	const struct sp_gen_listener *_Atomic *cur; /* [nshards]: entry in that shard's generation */
 };
 

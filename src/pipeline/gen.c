@@ -32,6 +32,7 @@ static void route_destroy(struct sp_route *r)
 	}
 	free(r->stages);
 	free(r->counters);
+	free(r->durations);
 }
 
 static int route_init(struct sp_route *r, const struct sp_conf_route *conf, unsigned nshards,
@@ -40,10 +41,12 @@ static int route_init(struct sp_route *r, const struct sp_conf_route *conf, unsi
 	r->conf = conf;
 	r->placement = placement_of(conf->placement);
 	r->counters = aligned_alloc(64, sizeof(*r->counters) * nshards);
+	r->durations = aligned_alloc(64, sizeof(*r->durations) * nshards);
 	r->stages = calloc(conf->n_stages, sizeof(*r->stages));
-	if (!r->counters || !r->stages)
+	if (!r->counters || !r->durations || !r->stages)
 		return -ENOMEM;
 	memset(r->counters, 0, sizeof(*r->counters) * nshards);
+	memset(r->durations, 0, sizeof(*r->durations) * nshards);
 	r->n_stages = conf->n_stages;
 	for (size_t i = 0; i < conf->n_stages; i++) {
 		struct sp_stage *st = &r->stages[i];

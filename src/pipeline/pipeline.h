@@ -19,6 +19,7 @@
 
 #include "config/config.h"
 #include "engine/engine.h"
+#include "stats/histogram.h"
 
 struct sp_session;
 struct sp_stage;
@@ -53,9 +54,10 @@ struct sp_stage {
 	struct sp_stage_counters *counters; /* [nshards] */
 };
 
-/* Counters of one route on one shard, written by that shard only. */
+/* Counters of one route on one shard, written by that shard only. `errors`: sessions
+ * that ended with a reason (sp_session_close with a non-NULL reason), not a clean close. */
 struct sp_route_counters {
-	_Atomic uint64_t opened, closed, denied, bytes_in, bytes_out;
+	_Atomic uint64_t opened, closed, denied, errors, bytes_in, bytes_out;
 } __attribute__((aligned(64)));
 
 struct sp_route {
@@ -64,6 +66,9 @@ struct sp_route {
 	struct sp_stage *stages; /* conf->n_stages; the last one is the handler */
 	size_t n_stages;
 	struct sp_route_counters *counters; /* [nshards] */
+	/* Session durations in us, recorded by the shard that ends the session. Handlers
+	 * that serve requests (HTTP) may keep their own request-latency histograms. */
+	struct sp_histogram *durations;     /* [nshards] */
 };
 
 /* A listener as one generation sees it: the socket (shared across generations while its
@@ -110,7 +115,8 @@ struct sp_session {
 	struct sp_stage *handler;          /* route->stages[last] */
 	uint64_t started_ns;
 	uint64_t bytes_in, bytes_out;      /* handlers add what they move */
-	const char *end_reason;            /* for the access log; NULL: "closed" */
+	/* For the access log; NULL: "closed". Any reason counts as an error of the route. */
+	const char *end_reason;
 	/* Handler's own access-log fields, "key=value key=value" (e.g. server=..., status=...),
 	 * appended to the line (and split into journal fields) when the session ends. */
 	char log_extra[192];

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "engine/log.h"
+#include "net/listener.h"
 #include "pipeline/pipeline.h"
 
 static struct sp_session_hooks hooks;
@@ -67,31 +68,43 @@ static void session_run(struct sp_task *t)
 	}
 }
 
+/* Counters are written by one shard only: a plain load + store is enough (no RMW). */
+static inline void count_n(_Atomic uint64_t *c, uint64_t n)
+{
+	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
+			      memory_order_relaxed);
+}
+
+static inline void count(_Atomic uint64_t *c)
+{
+	count_n(c, 1);
+}
+
 static void session_release(struct sp_task *t)
 {
 	struct sp_session *s = sp_container_of(t, struct sp_session, task);
 	struct sp_shard *sh = sp_shard_current();
-	struct sp_route_counters *rc = &s->route->counters[sh ? sp_shard_index(sh) : 0];
+	unsigned me = sh ? sp_shard_index(sh) : 0;
+	struct sp_route_counters *rc = &s->route->counters[me];
 
+	if (s->end_reason)
+		count(&rc->errors);
+	count_n(&rc->bytes_in, s->bytes_in);
+	count_n(&rc->bytes_out, s->bytes_out);
+	sp_hist_record(&s->route->durations[me], (sp_now_ns() - s->started_ns) / 1000);
+	/* `closed` last, with release: a reader that loads it first (acquire) and sees the
+	 * session ended sees its bytes, error and duration too (free on x86) */
 	atomic_store_explicit(&rc->closed, atomic_load_explicit(&rc->closed, memory_order_relaxed) + 1,
-			      memory_order_relaxed);
-	atomic_store_explicit(&rc->bytes_in, atomic_load_explicit(&rc->bytes_in, memory_order_relaxed) + s->bytes_in,
-			      memory_order_relaxed);
-	atomic_store_explicit(&rc->bytes_out, atomic_load_explicit(&rc->bytes_out, memory_order_relaxed) + s->bytes_out,
-			      memory_order_relaxed);
+			      memory_order_release);
+	_Atomic uint64_t *lclosed = &s->lst->sock->counters[me].closed;
+	atomic_store_explicit(lclosed, atomic_load_explicit(lclosed, memory_order_relaxed) + 1,
+			      memory_order_release);
 	if (s->fd >= 0)
 		close(s->fd);
 	if (hooks.closed)
 		hooks.closed(s);
 	sp_gen_unref(s->gen);
 	free(s);
-}
-
-/* Counters are written by one shard only: a plain load + store is enough (no RMW). */
-static inline void count(_Atomic uint64_t *c)
-{
-	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1,
-			      memory_order_relaxed);
 }
 
 bool sp_session_accept(struct sp_engine *eng, struct sp_gen *gen,
@@ -110,8 +123,10 @@ bool sp_session_accept(struct sp_engine *eng, struct sp_gen *gen,
 	for (size_t i = 0; i + 1 < r->n_stages; i++) {
 		struct sp_stage *st = &r->stages[i];
 		if (st->ops->filter(st, (struct sockaddr *)&peer, shard, now) == SP_VERDICT_DENY) {
+			struct sp_listener_counters *lc = &l->sock->counters[shard];
 			count(&st->counters[shard].denied);
 			count(&r->counters[shard].denied);
+			count(st->conf->kind == SP_STAGE_ACL ? &lc->refused_acl : &lc->refused_rate_limit);
 			if (hooks.denied)
 				hooks.denied(l, (struct sockaddr *)&peer, sp_stage_name(st->conf->kind));
 			close(fd);
@@ -136,6 +151,7 @@ bool sp_session_accept(struct sp_engine *eng, struct sp_gen *gen,
 	s->handler = h;
 	s->started_ns = now;
 	count(&r->counters[shard].opened);
+	count(&l->sock->counters[shard].opened);
 	if (hooks.opened)
 		hooks.opened(s);
 	sp_task_init(&s->task, r->placement, session_run, session_release);
