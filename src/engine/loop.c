@@ -4,14 +4,28 @@
  * shutdown handshake.
  *
  * One pass: reap CQEs -> drain the inject queue -> fire due timers -> run up to 64
- * tasks -> one io_uring_enter that submits the batch and flushes completions. With
- * nothing to do the shard tries to steal, then parks in io_uring_enter until a CQE (its
- * own I/O, a doorbell or message from another shard) or the next timer.
+ * tasks -> submit the SQEs of the pass. io_uring_enter is called only when there is
+ * something to submit or the kernel holds completions for us (IORING_SQ_TASKRUN or CQ
+ * overflow, read in shared memory): a pass fed by messages and queued tasks alone
+ * makes no syscall. With nothing to do the shard tries to steal, polls for a while
+ * (idle_spin_us, probing victims as it goes), then parks in io_uring_enter until a CQE
+ * (its own I/O, a doorbell or message from another shard) or the next timer.
  *
  * Wake protocol (no lost wake-up, no needless one): the shard stores parked=1, fences,
  * and looks at its queues once more before sleeping; a producer pushes, fences, and
  * rings the doorbell only if it can swap parked from 1 to 0. One of the two always sees
- * the other, and a burst of pushes to a sleeping shard costs one doorbell.
+ * the other, and a burst of pushes to a sleeping shard costs one doorbell. A spinning
+ * shard is not parked: messages to it cost no syscall at all.
+ *
+ * Stealing. A shard that runs a task while more stealable tasks wait in its run queue
+ * has work to give away. If no shard is searching (spinning or stealing) and one is
+ * parked, it wakes that one with a doorbell sent at once. Searching shards look at the
+ * victims' run queues and take about half of the fullest; a shard about to park looks
+ * once more after announcing itself (the same Dekker pairing as above, with the
+ * victim's check at its next task), so queued stealable work never waits for a shard
+ * that went to sleep. Before stealing, a shard flushes its own SQEs: work that
+ * completes at once (a NOP, a cached read) is its own next work, not a reason to take
+ * someone else's. Shards that are never idle balance too: see steal_from_busy().
  */
 #include <errno.h>
 #include <sched.h>
@@ -135,8 +149,12 @@ static struct sp_task *runq_pop_own(struct sp_shard *sh)
 	return t;
 }
 
+static bool can_steal(const struct sp_shard *sh);
+static void maybe_wake_thief(struct sp_shard *sh);
+
 static unsigned run_tasks(struct sp_shard *sh)
 {
+	bool give = can_steal(sh);
 	unsigned n;
 
 	for (n = 0; n < RUN_BATCH; n++) {
@@ -146,15 +164,25 @@ static unsigned run_tasks(struct sp_shard *sh)
 			t = (n & 1) ? sp_local_pop(sh) : runq_pop_own(sh);
 		if (!t)
 			break;
+		/* more stealable work waits behind this task: someone idle could take it */
+		if (give && sp_runq_len(&sh->runq))
+			maybe_wake_thief(sh);
 		sp_task_run_one(sh, t);
 	}
 	return n;
 }
 
+/* The kernel holds completions (DEFER/COOP_TASKRUN task work) or an overflowed CQ that
+ * only an io_uring_enter brings in. */
+static bool ring_needs_enter(struct sp_shard *sh)
+{
+	return IO_URING_READ_ONCE(*sh->ring.sq.kflags) & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW);
+}
+
 bool sp_shard_has_work(struct sp_shard *sh)
 {
 	return sh->local_head || sp_runq_len(&sh->runq) || sp_mpsc_maybe_nonempty(&sh->inject) ||
-	       io_uring_cq_ready(&sh->ring);
+	       io_uring_cq_ready(&sh->ring) || ring_needs_enter(sh);
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -224,19 +252,41 @@ void sp_shard_notify(struct sp_shard *target)
 		st_add(self, ST_WAKES_COALESCED, 1);
 }
 
-/* Our runq holds more than we will run next: wake one sleeping shard to steal, unless
- * one is already searching. */
-static void wake_thief(struct sp_shard *sh)
+/* Submit what is prepared (and bring in completions the kernel holds), without waiting.
+ * No syscall when there is nothing to submit and nothing waiting. */
+static void enter(struct sp_shard *sh)
+{
+	if (!sh->pending_sqes && sh->events_in_memory && !ring_needs_enter(sh))
+		return;
+	int ret = io_uring_submit_and_get_events(&sh->ring);
+	if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY)
+		sp_log(SP_LOG_ERR, "shard %u: io_uring_enter: %s", sh->idx, strerror(-ret));
+	if (sh->pending_sqes)
+		st_add(sh, ST_SUBMITS, 1);
+	sh->pending_sqes = 0;
+}
+
+/* Stealable tasks wait in our run queue behind the one we run: if no shard is searching
+ * and one is parked, wake it to steal. Called before each task run while the queue is
+ * not empty, so a shard that parks after a check is seen at the next one. */
+static void maybe_wake_thief(struct sp_shard *sh)
 {
 	struct sp_engine *eng = sh->eng;
 
-	if (atomic_load_explicit(&eng->nsearching, memory_order_relaxed) > 0)
+	/* pairs with the fence in park(): the push to our run queue happened before */
+	atomic_thread_fence(memory_order_seq_cst);
+	if (!atomic_load_explicit(&eng->nparked, memory_order_relaxed))
 		return;
+	for (unsigned i = 1; i < eng->nshards; i++)
+		if (atomic_load_explicit(&eng->shards[(sh->idx + i) % eng->nshards]->searching,
+					 memory_order_relaxed))
+			return; /* it will find our queue */
 	for (unsigned i = 1; i < eng->nshards; i++) {
 		struct sp_shard *v = eng->shards[(sh->idx + i) % eng->nshards];
 		if (atomic_load_explicit(&v->parked, memory_order_relaxed) &&
 		    atomic_exchange_explicit(&v->parked, 0, memory_order_acq_rel)) {
 			sp_shard_doorbell(v);
+			enter(sh); /* now: our pass may run for a while */
 			return;
 		}
 	}
@@ -261,67 +311,119 @@ static void cpu_relax(unsigned n)
 		__builtin_ia32_pause();
 }
 
-static bool try_steal(struct sp_shard *sh)
+static bool can_steal(const struct sp_shard *sh)
+{
+	return sh->eng->cfg.steal && sh->eng->nshards > 1;
+}
+
+/* Some other shard has stealable tasks queued (a snapshot: reads their queue ends). */
+static bool victims_have_work(struct sp_shard *sh)
+{
+	struct sp_engine *eng = sh->eng;
+
+	for (unsigned i = 1; i < eng->nshards; i++)
+		if (sp_runq_len(&eng->shards[(sh->idx + i) % eng->nshards]->runq))
+			return true;
+	return false;
+}
+
+/* Take about half of v's run queue into ours. true when we got something. */
+static bool steal_from(struct sp_shard *sh, struct sp_shard *v)
+{
+	struct sp_task *got[SP_STEAL_MAX];
+
+	st_add(sh, ST_STEAL_TRIES, 1);
+	unsigned k = sp_runq_steal(&v->runq, got, SP_STEAL_MAX, 1);
+	for (unsigned j = 0; j < k; j++)
+		if (!sp_runq_push(&sh->runq, got[j]))
+			sp_local_push(sh, got[j]);
+	if (k)
+		st_add(sh, ST_STEALS, k);
+	return k != 0;
+}
+
+/* One look at every victim, from a random one on; steal from the fullest run queue. */
+static bool steal_pass(struct sp_shard *sh)
 {
 	struct sp_engine *eng = sh->eng;
 	unsigned n = eng->nshards;
-	struct sp_task *got[SP_STEAL_MAX];
+	struct sp_shard *best = NULL;
+	unsigned best_len = 0, start = (unsigned)(next_rand(sh) % n);
 
-	if (n < 2 || !eng->cfg.steal)
-		return false;
-	/* at most half of the shards search at once; the rest go to sleep */
-	int max_searchers = (int)(n / 2 ? n / 2 : 1);
-	if (atomic_fetch_add(&eng->nsearching, 1) >= max_searchers) {
-		atomic_fetch_sub(&eng->nsearching, 1);
-		return false;
-	}
-	bool found = false;
-	for (unsigned round = 0; round < 3 && !found; round++) {
-		bool busy_victim = false;
-		unsigned start = (unsigned)(next_rand(sh) % n);
-		for (unsigned i = 0; i < n && !found; i++) {
-			struct sp_shard *v = eng->shards[(start + i) % n];
-			if (v == sh || !sp_runq_len(&v->runq))
-				continue;
-			busy_victim = true;
-			st_add(sh, ST_STEAL_TRIES, 1);
-			unsigned k = sp_runq_steal(&v->runq, got, SP_STEAL_MAX, 1);
-			for (unsigned j = 0; j < k; j++)
-				if (!sp_runq_push(&sh->runq, got[j]))
-					sp_local_push(sh, got[j]);
-			if (k) {
-				st_add(sh, ST_STEALS, k);
-				found = true;
-			}
+	for (unsigned i = 0; i < n; i++) {
+		struct sp_shard *v = eng->shards[(start + i) % n];
+		unsigned len = v == sh ? 0 : sp_runq_len(&v->runq);
+		if (len > best_len) {
+			best = v;
+			best_len = len;
 		}
-		if (!busy_victim)
-			break; /* nothing to take anywhere: go to sleep */
-		if (!found)
-			cpu_relax(64u << (2 * round)); /* lost races: back off 64, 256 pauses */
 	}
-	atomic_fetch_sub(&eng->nsearching, 1);
+	return best && steal_from(sh, best);
+}
+
+/*
+ * Balancing between busy shards. Shards whose tasks never wait (their I/O completes at
+ * once: a saturated stream, a hot cache) are never idle, so stealing on idleness alone
+ * would leave them as they were placed. At the end of a pass that emptied our queues we
+ * look for a victim that has been in its current pass for longer than our whole pass
+ * took and still has tasks waiting: it is more loaded than we are, and its queued tasks
+ * would start sooner here. The test is stable where it should be: a shard that runs one
+ * long task alone has nothing queued to take, and the shard that runs many short ones
+ * never looks older than the long task's shard's pass.
+ */
+static bool steal_from_busy(struct sp_shard *sh, uint64_t now, uint64_t my_pass)
+{
+	struct sp_engine *eng = sh->eng;
+	struct sp_shard *best = NULL;
+	uint64_t best_age = my_pass;
+
+	for (unsigned i = 1; i < eng->nshards; i++) {
+		struct sp_shard *v = eng->shards[(sh->idx + i) % eng->nshards];
+		if (!sp_runq_len(&v->runq))
+			continue;
+		uint64_t start = atomic_load_explicit(&v->pass_start, memory_order_relaxed);
+		if (now > start && now - start > best_age) {
+			best = v;
+			best_age = now - start;
+		}
+	}
+	return best && steal_from(sh, best);
+}
+
+/* We ran out of work: steal, a few tries with a short back-off between lost races. */
+static bool try_steal(struct sp_shard *sh)
+{
+	bool found = false;
+
+	atomic_store_explicit(&sh->searching, true, memory_order_relaxed);
+	for (unsigned round = 0; round < 3; round++) {
+		if (!victims_have_work(sh))
+			break; /* nothing to take anywhere */
+		if ((found = steal_pass(sh)))
+			break;
+		cpu_relax(16u << (2 * round)); /* lost races: back off 16, 64, 256 pauses */
+	}
+	atomic_store_explicit(&sh->searching, false, memory_order_relaxed);
 	return found;
 }
 
 /* ------------------------------------------------------------------------------------ */
 /* Sleeping                                                                              */
 
-static void enter(struct sp_shard *sh)
-{
-	int ret = io_uring_submit_and_get_events(&sh->ring);
-	if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY)
-		sp_log(SP_LOG_ERR, "shard %u: io_uring_enter: %s", sh->idx, strerror(-ret));
-	if (sh->pending_sqes)
-		st_add(sh, ST_SUBMITS, 1);
-	sh->pending_sqes = 0;
-}
-
 static void park(struct sp_shard *sh, uint64_t max_ns)
 {
+	struct sp_engine *eng = sh->eng;
+
 	atomic_store_explicit(&sh->parked, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&eng->nparked, 1, memory_order_relaxed);
 	atomic_thread_fence(memory_order_seq_cst);
-	if (sp_shard_has_work(sh)) {
+	/* last look: our own queues, then the victims' (they only wake a parked shard);
+	 * and stop: its doorbell may have been reaped since our loop read `stopping` */
+	bool stopping = atomic_load(&eng->stopping);
+	if (sp_shard_has_work(sh) || (stopping && max_ns == UINT64_MAX) ||
+	    (can_steal(sh) && !stopping && victims_have_work(sh))) {
 		atomic_store_explicit(&sh->parked, 0, memory_order_relaxed);
+		atomic_fetch_sub_explicit(&eng->nparked, 1, memory_order_relaxed);
 		enter(sh);
 		return;
 	}
@@ -340,32 +442,55 @@ static void park(struct sp_shard *sh, uint64_t max_ns)
 	if (ret < 0 && ret != -ETIME && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY)
 		sp_log(SP_LOG_ERR, "shard %u: wait: %s", sh->idx, strerror(-ret));
 	atomic_store_explicit(&sh->parked, 0, memory_order_relaxed);
+	atomic_fetch_sub_explicit(&eng->nparked, 1, memory_order_relaxed);
 }
 
-/* Poll for up to idle_spin_us before sleeping, after a pass that did work. Messages
- * posted meanwhile are seen in memory (we are not parked, so no doorbell is rung);
- * completions and msg_ring CQEs need an enter with GETEVENTS under DEFER_TASKRUN, so
- * one is made every few polls. Returns true when work turned up. */
+#define SPIN_PAUSES 4  /* pauses between two looks at our queues */
+#define SPIN_EVERY 32  /* looks between clock reads, victim probes */
+
+/* Poll for up to idle_spin_us before sleeping, after a pass that did work. Everything is
+ * seen in memory: messages posted meanwhile (we are not parked, so no doorbell is rung),
+ * CQEs, and the taskrun flag for completions the kernel holds; io_uring_get_events only
+ * where the ring has no such flag. Counted as searching, so busy shards do not wake
+ * anyone while we spin; with stealing on we probe the victims every SPIN_EVERY looks.
+ * Returns true when work turned up. */
 static bool spin(struct sp_shard *sh)
 {
-	uint64_t limit = sh->eng->cfg.idle_spin_us * 1000ull;
+	struct sp_engine *eng = sh->eng;
+	uint64_t limit = eng->cfg.idle_spin_us * 1000ull;
+	bool thief = can_steal(sh), found = false;
 
 	if (!limit)
 		return false;
 	enter(sh);
-	uint64_t start = sp_now_ns(), now = start;
-	for (unsigned i = 1; now - start < limit; i++) {
-		if (sp_shard_has_work(sh))
-			return true;
-		cpu_relax(32);
-		if (!(i & 3)) {
-			io_uring_get_events(&sh->ring);
-			now = sp_now_ns();
-			if (sp_wheel_next_ns(sh, now) == 0)
-				return true;
+	if (thief)
+		atomic_store_explicit(&sh->searching, true, memory_order_relaxed);
+	uint64_t start = sp_now_ns();
+	for (unsigned i = 1;; i++) {
+		if (sp_shard_has_work(sh)) {
+			found = true;
+			break;
 		}
+		cpu_relax(SPIN_PAUSES);
+		if (i % SPIN_EVERY)
+			continue;
+		if (thief && victims_have_work(sh) && steal_pass(sh)) {
+			found = true;
+			break;
+		}
+		if (!sh->events_in_memory)
+			io_uring_get_events(&sh->ring);
+		uint64_t now = sp_now_ns();
+		if (sp_wheel_next_ns(sh, now) == 0) {
+			found = true;
+			break;
+		}
+		if (now - start >= limit)
+			break;
 	}
-	return false;
+	if (thief)
+		atomic_store_explicit(&sh->searching, false, memory_order_relaxed);
+	return found;
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -445,27 +570,37 @@ static void shard_loop(struct sp_shard *sh)
 		if (stopping && sp_shard_has_work(sh))
 			atomic_store(&sh->quiet, false); /* before the work, for the census */
 
+		uint64_t start = sp_now_ns();
+		atomic_store_explicit(&sh->pass_start, start, memory_order_relaxed);
 		unsigned work = reap(sh);
 		work += drain_inject(sh);
-		sp_wheel_advance(sh, sp_now_ns());
-		work += run_tasks(sh);
+		sp_wheel_advance(sh, start);
+		unsigned ran = run_tasks(sh);
+		work += ran;
 		sh->busy_pass = work != 0;
 		if (stopping)
 			stop_pass(sh);
+		if (ran && can_steal(sh) && !stopping && !sh->local_head &&
+		    !sp_runq_len(&sh->runq)) {
+			uint64_t end = sp_now_ns();
+			steal_from_busy(sh, end, end - start);
+		}
 
-		unsigned qlen = sp_runq_len(&sh->runq);
-		st_set(sh, ST_RUNQ_DEPTH, qlen);
+		st_set(sh, ST_RUNQ_DEPTH, sp_runq_len(&sh->runq));
 		st_set(sh, ST_LOCALQ_DEPTH, sh->local_len);
-		if (qlen >= 2 && eng->cfg.steal)
-			wake_thief(sh);
 
 		if (sp_shard_has_work(sh)) {
 			enter(sh);
 			continue;
 		}
-		/* nothing queued: the SQEs of this pass go out with the wait, in one syscall */
-		if (!stopping && try_steal(sh))
-			continue;
+		if (!stopping && can_steal(sh) && victims_have_work(sh)) {
+			/* our SQEs first: what completes at once (a NOP, a cached read) is our
+			 * own next work, not a reason to take someone else's */
+			enter(sh);
+			if (sp_shard_has_work(sh) || try_steal(sh))
+				continue;
+		}
+		/* nothing to do: with no spin, the SQEs of this pass go out with the wait */
 		if (!stopping && sh->busy_pass && spin(sh)) {
 			sh->busy_pass = true;
 			continue;

@@ -4,7 +4,9 @@
  * and SQE allocation.
  *
  * Setup tries the best flag set first and falls back on EINVAL (older kernels):
- *   SINGLE_ISSUER|DEFER_TASKRUN  (6.1+: completions only run when we enter the ring)
+ *   SINGLE_ISSUER|DEFER_TASKRUN|TASKRUN_FLAG  (6.1+: completions only run when we enter
+ *                                 the ring; the flag says when there are some waiting)
+ *   SINGLE_ISSUER|DEFER_TASKRUN
  *   SINGLE_ISSUER|COOP_TASKRUN|TASKRUN_FLAG
  *   COOP_TASKRUN|TASKRUN_FLAG
  *   none
@@ -20,13 +22,16 @@
 
 static const struct {
 	unsigned flags, feats;
+	bool in_memory; /* an idle shard sees waiting completions without a syscall */
 } setups[] = {
+	{ IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_TASKRUN_FLAG,
+	  SP_FEAT_SINGLE_ISSUER | SP_FEAT_DEFER_TASKRUN, true },
 	{ IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
-	  SP_FEAT_SINGLE_ISSUER | SP_FEAT_DEFER_TASKRUN },
+	  SP_FEAT_SINGLE_ISSUER | SP_FEAT_DEFER_TASKRUN, false },
 	{ IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG,
-	  SP_FEAT_SINGLE_ISSUER | SP_FEAT_COOP_TASKRUN },
-	{ IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG, SP_FEAT_COOP_TASKRUN },
-	{ 0, 0 },
+	  SP_FEAT_SINGLE_ISSUER | SP_FEAT_COOP_TASKRUN, true },
+	{ IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG, SP_FEAT_COOP_TASKRUN, true },
+	{ 0, 0, true }, /* task work interrupts us and posts completions to the CQ */
 };
 
 int sp_ring_setup(struct sp_shard *sh, unsigned entries, unsigned disable)
@@ -43,6 +48,7 @@ int sp_ring_setup(struct sp_shard *sh, unsigned entries, unsigned disable)
 		ret = io_uring_queue_init_params(entries, &sh->ring, &p);
 		if (ret == 0) {
 			sh->features = setups[i].feats;
+			sh->events_in_memory = setups[i].in_memory;
 			break;
 		}
 		if (ret == -EPERM || ret == -ENOSYS || ret == -ENOMEM)

@@ -70,6 +70,17 @@ struct sp_shard {
 	struct sp_runq runq;         /* shared: thieves take from its head */
 	struct sp_mpsc inject;       /* shared: producers push */
 	_Atomic int parked;          /* shared: 1 while waiting in io_uring_enter */
+	/* The kernel raises IORING_SQ_TASKRUN when completions wait for us to enter
+	 * (TASKRUN_FLAG with DEFER_TASKRUN or COOP_TASKRUN), or posts them straight to the
+	 * CQ (no taskrun flags): either way an idle shard sees them in memory, without a
+	 * syscall. false: poll with io_uring_get_events now and then. */
+	bool events_in_memory;
+
+	/* shared, read by other shards (one line, written by us only): when our latest pass
+	 * started (ns), and whether we are spinning or stealing (then we need no wake-up
+	 * to find stealable work) */
+	_Atomic uint64_t pass_start __attribute__((aligned(64)));
+	_Atomic bool searching;
 
 	struct sp_task *local_head, *local_tail; /* pinned tasks and runq overflow, FIFO */
 	unsigned local_len;
@@ -100,7 +111,7 @@ struct sp_engine {
 	unsigned features;
 	bool ops[256];                /* opcode probe of shard 0's ring */
 	_Atomic unsigned rr;          /* round_robin placement cursor */
-	_Atomic int nsearching;       /* shards looking for work to steal */
+	_Atomic int nparked;          /* shards in (or about to be in) their ring wait */
 	_Atomic bool stopping;
 	_Atomic bool done;            /* every shard may exit */
 	_Atomic uint64_t ext_sent;    /* messages posted from off-shard threads */
