@@ -1,8 +1,9 @@
 #!/bin/bash
 # control.sh - the control socket and spargioctl: answers checked field by field after
-# real traffic (counters move by exactly what was sent), plain socat works, reload through
-# spargioctl (its verdict and exit status, a rejection with FILE:LINE:COL), drain, bad
-# input answered without harm, peer credentials enforced, unreachable socket exit 2.
+# real traffic (counters, refusals and percentiles move by exactly what was sent), plain
+# socat works, reload through spargioctl (its verdict and exit status, a rejection with
+# FILE:LINE:COL), drain, bad input answered without harm, peer credentials enforced,
+# unreachable socket exit 2.
 . "$(dirname "$0")/lib.sh"
 ctl=${BUILDDIR:-.}/spargioctl
 sock=$tmp/control.sock
@@ -49,6 +50,14 @@ g='[r for r in j["routes"] if r["name"]=="guarded"][0]'
 ls=$(echo listeners | timeout 5 socat - UNIX-CONNECT:"$sock") || fail "socat listeners"
 [ "$(jget "$ls" '[l for l in j["listeners"] if l["name"]=="a"][0]["accepted"]')" = 300 ] || fail "listener accepted: $ls"
 [ "$(jget "$ls" '[l for l in j["listeners"] if l["name"]=="b"][0]["accepted"]')" = 3 ] || fail "listener b accepted: $ls"
+# per listener: active, and refusals by reason, exactly what was sent
+[ "$(jget "$ls" '[(l["active"], l["refused_acl"], l["refused_rate_limit"], l["refused_limit"]) for l in j["listeners"]]')" = "[(0, 0, 0, 0), (0, 3, 0, 0)]" ] ||
+	fail "listener refusals: $ls"
+# per route: errors, and session-duration percentiles (us) present and ordered
+[ "$(jget "$rt" "$want['errors']")" = 0 ] || fail "route errors: $rt"
+[ "$(jget "$rt" "0 < $want['p50_us'] <= $want['p90_us'] <= $want['p99_us'] <= $want['p999_us']")" = True ] ||
+	fail "route percentiles: $rt"
+[ "$(jget "$rt" "$g['p50_us']")" = None ] || fail "percentile of a route without sessions: $rt"
 sh=$("$ctl" -s "$sock" --json shards)
 [ "$(jget "$sh" 'len(j["shards"])')" = 2 ] || fail "shards: $sh"
 [ "$(jget "$sh" 'sum(s["tasks_spawned"] for s in j["shards"]) >= 300')" = True ] || fail "shards tasks: $sh"
