@@ -6,6 +6,7 @@
  * wait for us), through stats/figures.h like the metrics handler. JSON is built with
  * jansson: no hand-written escaping.
  */
+#include <errno.h>
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -15,6 +16,7 @@
 
 #include "control/control.h"
 #include "daemon/daemon.h"
+#include "upstream/upstream.h"
 #include "stats/figures.h"
 
 #define LOAD(x) atomic_load_explicit(&(x), memory_order_relaxed)
@@ -113,21 +115,46 @@ static json_t *routes_json(struct sp_daemon *d)
 	return arr;
 }
 
+/* The current generation's pools: configuration and live state of every server. */
 static json_t *upstreams_json(struct sp_daemon *d)
 {
 	static const char *balance[] = { "round_robin", "least_conn", "source_hash", "random_two" };
 	json_t *arr = json_array();
-	for (size_t i = 0; d->cfg && i < d->cfg->n_upstreams; i++) {
-		const struct sp_conf_upstream *u = &d->cfg->upstreams[i];
+	struct sp_upstreams *set = d->gen ? d->gen->upstreams : NULL;
+	for (size_t i = 0; set && i < set->n; i++) {
+		const struct sp_upstream *u = &set->v[i];
 		json_t *servers = json_array();
-		for (size_t k = 0; k < u->n_servers; k++)
-			json_array_append_new(servers, json_pack("{s:s, s:i, s:b}",
-				"address", u->servers[k].address.text, "weight", (int)u->servers[k].weight,
-				"backup", u->servers[k].backup));
-		json_array_append_new(arr, json_pack("{s:s, s:s, s:o}", "name", u->name,
-			"balance", balance[u->balance], "servers", servers));
+		for (size_t k = 0; k < u->n_servers; k++) {
+			const struct sp_server *s = &u->servers[k];
+			json_array_append_new(servers, json_pack(
+				"{s:s, s:i, s:b, s:s, s:I, s:I, s:I, s:I, s:I}",
+				"address", s->conf->address.text, "weight", (int)s->conf->weight,
+				"backup", s->conf->backup, "state", sp_server_state(s),
+				"active", (json_int_t)LOAD(s->active), "total", (json_int_t)LOAD(s->total),
+				"connect_failures", (json_int_t)LOAD(s->connect_failures),
+				"checks_ok", (json_int_t)LOAD(s->checks_ok),
+				"checks_failed", (json_int_t)LOAD(s->checks_failed)));
+		}
+		json_array_append_new(arr, json_pack("{s:s, s:s, s:b, s:o}", "name", u->conf->name,
+			"balance", balance[u->conf->balance], "health_checks",
+			u->conf->health_check != NULL, "servers", servers));
 	}
 	return arr;
+}
+
+static json_t *server_enable(struct sp_daemon *d, const char *upstream, const char *address,
+			     bool enable)
+{
+	int ret = sp_upstream_set_enabled(d->gen ? d->gen->upstreams : NULL, upstream, address,
+					  enable);
+	if (ret == -ENOENT)
+		return error_answer("no upstream named '%s'", upstream);
+	if (ret == -ESRCH)
+		return error_answer("upstream '%s' has no server '%s'", upstream, address);
+	struct sp_server *s = sp_upstream_server(sp_upstream_find(d->gen->upstreams, upstream),
+						 address);
+	return json_pack("{s:b, s:s, s:s, s:s}", "ok", 1, "upstream", upstream, "server",
+			 s->conf->address.text, "state", sp_server_state(s));
 }
 
 static json_t *status_json(struct sp_daemon *d)
@@ -183,10 +210,7 @@ static json_t *answer(struct sp_daemon *d, const struct sp_ctl_command *c)
 		return drain_listener(d, c->args[0]);
 	case SP_CTL_SERVER_ENABLE:
 	case SP_CTL_SERVER_DISABLE:
-		if (!sp_config_upstream(d->cfg, c->args[0]))
-			return error_answer("no upstream named '%s'", c->args[0]);
-		return error_answer("server %s: this build has no proxy handler yet",
-				    c->cmd == SP_CTL_SERVER_ENABLE ? "enable" : "disable");
+		return server_enable(d, c->args[0], c->args[1], c->cmd == SP_CTL_SERVER_ENABLE);
 	}
 	return error_answer("unknown command '%s'", c->name);
 }

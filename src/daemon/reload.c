@@ -12,6 +12,7 @@
 
 #include "daemon/daemon.h"
 #include "engine/log.h"
+#include "upstream/upstream.h"
 
 void sp_prepared_abort(struct sp_prepared *p)
 {
@@ -130,6 +131,8 @@ void sp_daemon_commit(struct sp_daemon *d, struct sp_prepared *p)
 	sp_log_set_level(p->cfg->log.level);
 
 	d->generation = p->gen->number;
+	/* servers keep their state (disabled, down) across the reload */
+	sp_upstreams_inherit(p->gen->upstreams, d->gen ? d->gen->upstreams : NULL);
 	if (d->eng)
 		sp_daemon_publish(d, p->gen);
 	sp_gen_unref(d->gen);

@@ -10,6 +10,7 @@
 
 #include "daemon/daemon.h"
 #include "engine/log.h"
+#include "upstream/upstream.h"
 
 static struct sp_daemon *daemon_of; /* the one daemon of this process */
 
@@ -166,6 +167,11 @@ static void on_adopt(struct sp_msg *m)
 		}
 	}
 	ctx->gen = gen;
+	if (gen != old) { /* health checks follow the shard's current generation */
+		sp_upstreams_start_checks(gen->upstreams);
+		if (old)
+			sp_upstreams_stop_checks(old->upstreams);
+	}
 	for (size_t i = 0; i < gen->n_listeners; i++) {
 		struct sp_listener *l = gen->listeners[i].sock;
 		atomic_store_explicit(&l->cur[me], &gen->listeners[i], memory_order_relaxed);

@@ -11,6 +11,7 @@
 
 #include "net/listener.h"
 #include "pipeline/pipeline.h"
+#include "upstream/upstream.h"
 
 static enum sp_placement placement_of(enum sp_conf_placement p)
 {
@@ -73,6 +74,9 @@ static int route_init(struct sp_route *r, const struct sp_conf_route *conf, unsi
 			}
 		}
 	}
+	const struct sp_stage_ops *h = r->n_stages ? r->stages[r->n_stages - 1].ops : NULL;
+	if (h && h->pinned && r->placement == SP_STEALABLE)
+		r->placement = SP_PINNED;
 	return 0;
 }
 
@@ -102,6 +106,11 @@ struct sp_gen *sp_gen_create(struct sp_config *cfg, unsigned number, unsigned ns
 	g->listeners = calloc(cfg->n_listeners ? cfg->n_listeners : 1, sizeof(*g->listeners));
 	if (!g->routes || !g->listeners) {
 		snprintf(err, errlen, "out of memory");
+		sp_gen_unref(g);
+		return NULL;
+	}
+	g->upstreams = sp_upstreams_create(cfg, nshards, err, errlen);
+	if (!g->upstreams) {
 		sp_gen_unref(g);
 		return NULL;
 	}
@@ -135,6 +144,7 @@ void sp_gen_unref(struct sp_gen *g)
 		sp_listener_unref(g->listeners[i].sock);
 	free(g->routes);
 	free(g->listeners);
+	sp_upstreams_unref(g->upstreams);
 	sp_config_unref(g->cfg);
 	free(g);
 }

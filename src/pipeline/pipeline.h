@@ -23,7 +23,9 @@
 
 struct sp_session;
 struct sp_stage;
+struct sp_pp_reader;
 struct sp_listener;
+struct sp_upstreams;
 
 enum sp_verdict { SP_VERDICT_PASS, SP_VERDICT_DENY };
 
@@ -40,6 +42,12 @@ struct sp_stage_ops {
 	 * called in the session's first run. The handler ends it with sp_session_close. */
 	size_t session_size;
 	void (*start)(struct sp_session *s);
+	/* Handlers, optional: the session ended and nothing of it is in flight any more;
+	 * free what start took (the fd and the session memory go after it). */
+	void (*release)(struct sp_session *s);
+	/* Handlers whose sessions must not be stolen (they hold buffers of their shard's
+	 * ring across callbacks): a stealable route runs them pinned where accepted. */
+	bool pinned;
 };
 
 /* Counters of one stage on one shard, written by that shard only. */
@@ -88,6 +96,7 @@ struct sp_gen {
 	size_t n_routes;
 	struct sp_gen_listener *listeners;
 	size_t n_listeners;
+	struct sp_upstreams *upstreams; /* the pools of cfg's upstreams (upstream/upstream.h) */
 };
 
 /* Build the routes of cfg (stage init); listeners are filled by the caller. On failure
@@ -121,6 +130,10 @@ struct sp_session {
 	 * appended to the line (and split into journal fields) when the session ends. */
 	char log_extra[192];
 	bool started;
+	/* Listeners with proxy_protocol: the header reader (pp_read.c), in the session's
+	 * memory after the handler's part; NULL otherwise. */
+	struct sp_pp_reader *pp;
+	bool pp_passed; /* the header was read and the filters passed: the handler runs */
 	/* Handlers may set it: called on later runs of the task (sp_task_wake). */
 	void (*on_wake)(struct sp_session *s);
 };
@@ -145,6 +158,14 @@ bool sp_session_accept(struct sp_engine *eng, struct sp_gen *gen,
 /* End the session (from its own callbacks): ops cancelled, then fd closed and memory
  * freed once nothing is in flight. reason goes to the access log (NULL: "closed"). */
 void sp_session_close(struct sp_session *s, const char *reason);
+
+/* PROXY protocol header reading (pp_read.c): the session's peer becomes the header's
+ * source; done runs with err NULL, or the reason to end the session. */
+#define SP_PP_TIMEOUT_MS 5000
+size_t sp_pp_reader_size(void);
+void sp_pp_read_start(struct sp_session *s, void (*done)(struct sp_session *s, const char *err));
+/* The destination the client's PROXY header named, NULL when it named none. */
+const struct sockaddr *sp_session_pp_dst(const struct sp_session *s, socklen_t *len);
 
 /* "1.2.3.4:5678", "[::1]:80" or "unix" into buf. */
 const char *sp_sockaddr_str(const struct sockaddr *sa, socklen_t len, char *buf, size_t n);

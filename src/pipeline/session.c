@@ -57,12 +57,17 @@ static uint64_t peer_key(const struct sockaddr *sa)
 	return h;
 }
 
+static void pp_done(struct sp_session *s, const char *err);
+
 static void session_run(struct sp_task *t)
 {
 	struct sp_session *s = sp_container_of(t, struct sp_session, task);
 	if (!s->started) {
 		s->started = true;
-		s->handler->ops->start(s);
+		if (s->pp)
+			sp_pp_read_start(s, pp_done); /* filters and handler once it is in */
+		else
+			s->handler->ops->start(s);
 	} else if (s->on_wake) {
 		s->on_wake(s);
 	}
@@ -99,6 +104,8 @@ static void session_release(struct sp_task *t)
 	_Atomic uint64_t *lclosed = &s->lst->sock->counters[me].closed;
 	atomic_store_explicit(lclosed, atomic_load_explicit(lclosed, memory_order_relaxed) + 1,
 			      memory_order_release);
+	if (s->started && (!s->pp || s->pp_passed) && s->handler->ops->release)
+		s->handler->ops->release(s);
 	if (s->fd >= 0)
 		close(s->fd);
 	if (hooks.closed)
@@ -120,7 +127,8 @@ bool sp_session_accept(struct sp_engine *eng, struct sp_gen *gen,
 		return false;
 	}
 	uint64_t now = sp_now_ns();
-	for (size_t i = 0; i + 1 < r->n_stages; i++) {
+	bool pp = l->conf->proxy_protocol; /* filters judge the address the header gives */
+	for (size_t i = 0; !pp && i + 1 < r->n_stages; i++) {
 		struct sp_stage *st = &r->stages[i];
 		if (st->ops->filter(st, (struct sockaddr *)&peer, shard, now) == SP_VERDICT_DENY) {
 			struct sp_listener_counters *lc = &l->sock->counters[shard];
@@ -136,13 +144,16 @@ bool sp_session_accept(struct sp_engine *eng, struct sp_gen *gen,
 	}
 
 	struct sp_stage *h = &r->stages[r->n_stages - 1];
-	struct sp_session *s = calloc(1, h->ops->session_size);
+	size_t size = (h->ops->session_size + 15) & ~(size_t)15;
+	struct sp_session *s = calloc(1, size + (pp ? sp_pp_reader_size() : 0));
 	if (!s) {
 		sp_log(SP_LOG_ERR, "listener %s: out of memory for a session", l->conf->name);
 		close(fd);
 		return false;
 	}
 	s->fd = fd;
+	if (pp)
+		s->pp = (struct sp_pp_reader *)((char *)s + size);
 	s->peer = peer;
 	s->peerlen = peerlen;
 	s->gen = sp_gen_ref(gen);
@@ -157,6 +168,33 @@ bool sp_session_accept(struct sp_engine *eng, struct sp_gen *gen,
 	sp_task_init(&s->task, r->placement, session_run, session_release);
 	sp_task_spawn(eng, &s->task, peer_key((struct sockaddr *)&peer));
 	return true;
+}
+
+/* The PROXY header is in (or failed): the filters judge its address, then the handler
+ * starts. A denial ends the session with reason "denied" and the stage in the log. */
+static void pp_done(struct sp_session *s, const char *err)
+{
+	if (err) {
+		sp_session_close(s, err);
+		return;
+	}
+	struct sp_route *r = s->route;
+	unsigned shard = sp_shard_index(sp_shard_current());
+	uint64_t now = sp_now_ns();
+	for (size_t i = 0; i + 1 < r->n_stages; i++) {
+		struct sp_stage *st = &r->stages[i];
+		if (st->ops->filter(st, (struct sockaddr *)&s->peer, shard, now) == SP_VERDICT_DENY) {
+			count(&st->counters[shard].denied);
+			count(&r->counters[shard].denied);
+			snprintf(s->log_extra, sizeof(s->log_extra), "stage=%s",
+				 sp_stage_name(st->conf->kind));
+			sp_session_close(s, "denied");
+			return;
+		}
+		count(&st->counters[shard].passed);
+	}
+	s->pp_passed = true;
+	s->handler->ops->start(s);
 }
 
 void sp_session_close(struct sp_session *s, const char *reason)

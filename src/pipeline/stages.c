@@ -2,7 +2,7 @@
 /* stages.c - the stage modules of this build, by kind. A new stage adds one line here. */
 #include "pipeline/pipeline.h"
 
-extern const struct sp_stage_ops sp_acl_ops, sp_rate_limit_ops, sp_echo_ops;
+extern const struct sp_stage_ops sp_acl_ops, sp_rate_limit_ops, sp_echo_ops, sp_proxy_ops;
 
 const struct sp_stage_ops *sp_stage_ops_for(enum sp_stage_kind kind)
 {
@@ -10,6 +10,7 @@ const struct sp_stage_ops *sp_stage_ops_for(enum sp_stage_kind kind)
 	case SP_STAGE_ACL: return &sp_acl_ops;
 	case SP_STAGE_RATE_LIMIT: return &sp_rate_limit_ops;
 	case SP_STAGE_ECHO: return &sp_echo_ops;
-	default: return NULL; /* proxy, files, exec, udp_proxy, metrics: later issues */
+	case SP_STAGE_PROXY: return &sp_proxy_ops;
+	default: return NULL; /* files, exec, udp_proxy, metrics: later issues */
 	}
 }

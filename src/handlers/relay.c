@@ -1,0 +1,181 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * relay.c - the buffered full-duplex relay of relay.h: per direction, receive into a
+ * provided buffer, send all of it, recycle, receive again; half close, resets and the
+ * idle timeout.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+
+#include "handlers/relay.h"
+
+#define OWN_BUF_SIZE 16384
+
+static void dir_recv(struct sp_relay_dir *d);
+
+static void finish(struct sp_relay *r, const char *reason, int reset_fd)
+{
+	if (r->ended)
+		return;
+	r->ended = true;
+	r->end(r, reason, reset_fd);
+}
+
+static bool both_eof(const struct sp_relay *r)
+{
+	return r->up.eof && r->down.eof;
+}
+
+static void give_back(struct sp_relay_dir *d)
+{
+	if (d->bid >= 0) {
+		sp_buf_recycle(d->r->shard, (unsigned)d->bid);
+		d->bid = -1;
+	}
+}
+
+/* The one place received bytes pass on their way out (see relay.h on TLS). */
+static void dir_send(struct sp_relay_dir *d)
+{
+	struct io_uring_sqe *sqe = sp_sqe();
+	io_uring_prep_send(sqe, d->to, d->data + d->off, d->len - d->off, MSG_NOSIGNAL);
+	sp_op_submit(&d->send_op, sqe);
+}
+
+static void dir_recv(struct sp_relay_dir *d)
+{
+	struct io_uring_sqe *sqe = sp_sqe();
+	if (d->own) {
+		io_uring_prep_recv(sqe, d->from, d->own, OWN_BUF_SIZE, 0);
+	} else {
+		io_uring_prep_recv(sqe, d->from, NULL, sp_buf_size(d->r->shard), 0);
+		sp_sqe_select_buffer(sqe);
+	}
+	sp_op_submit(&d->recv_op, sqe);
+}
+
+/* Which side a direction's error belongs to, for the log. */
+static const char *side_reason(const struct sp_relay_dir *d, bool from_side)
+{
+	bool client = (d == &d->r->up) == from_side;
+	return client ? "client reset" : "server reset";
+}
+
+static void on_recv(struct sp_op *op, int res, uint32_t flags)
+{
+	struct sp_relay_dir *d = sp_container_of(op, struct sp_relay_dir, recv_op);
+	struct sp_relay *r = d->r;
+
+	if (flags & IORING_CQE_F_BUFFER)
+		d->bid = (int32_t)(flags >> IORING_CQE_BUFFER_SHIFT);
+	if (r->ended) {
+		give_back(d);
+		return;
+	}
+	if (res > 0) {
+		d->data = d->bid >= 0 ? sp_buf_addr(r->shard, (unsigned)d->bid) : d->own;
+		d->len = (uint32_t)res;
+		d->off = 0;
+		*d->bytes += (uint64_t)res;
+		r->last_ns = sp_now_ns();
+		dir_send(d);
+	} else if (res == 0) {
+		/* half close: the peer's FIN goes on to the other side, the other direction
+		 * goes on until it ends too */
+		shutdown(d->to, SHUT_WR);
+		d->eof = true;
+		if (both_eof(r))
+			finish(r, NULL, -1);
+	} else if (res == -ENOBUFS) {
+		d->own = malloc(OWN_BUF_SIZE);
+		if (!d->own)
+			finish(r, "out of memory", -1);
+		else
+			dir_recv(d);
+	} else if (res == -ECANCELED) {
+		finish(r, "stopped", -1);
+	} else {
+		/* the sender reset (or failed): the other side learns it by a reset too */
+		finish(r, side_reason(d, true), d->to);
+	}
+}
+
+static void on_send(struct sp_op *op, int res, uint32_t flags)
+{
+	struct sp_relay_dir *d = sp_container_of(op, struct sp_relay_dir, send_op);
+	struct sp_relay *r = d->r;
+
+	if (r->ended)
+		return;
+	if (res > 0) {
+		d->off += (uint32_t)res;
+		if (d->off < d->len) { /* short write: the rest before anything else */
+			dir_send(d);
+			return;
+		}
+		give_back(d);
+		dir_recv(d);
+	} else if (res == -ECANCELED) {
+		finish(r, "stopped", -1);
+	} else {
+		finish(r, side_reason(d, false), d->from);
+	}
+}
+
+static void on_idle(struct sp_op *op, int res, uint32_t flags)
+{
+	struct sp_relay *r = sp_container_of(op, struct sp_relay, idle.op);
+	if (res < 0 || r->ended)
+		return;
+	uint64_t due = r->last_ns + r->idle_ns;
+	if (sp_now_ns() >= due)
+		finish(r, "idle timeout", -1);
+	else
+		sp_timer_arm(&r->idle, due);
+}
+
+static void dir_init(struct sp_relay *r, struct sp_relay_dir *d, struct sp_task *task, int from,
+		     int to, uint64_t *bytes)
+{
+	d->r = r;
+	d->from = from;
+	d->to = to;
+	d->bytes = bytes;
+	d->bid = -1;
+	sp_op_init(&d->recv_op, task, on_recv);
+	sp_op_init(&d->send_op, task, on_send);
+	if (!r->use_ring)
+		d->own = malloc(OWN_BUF_SIZE);
+}
+
+void sp_relay_start(struct sp_relay *r, struct sp_task *task, int client, int server,
+		    uint64_t idle_ns, uint64_t *up_bytes, uint64_t *down_bytes, sp_relay_end_fn end)
+{
+	r->shard = sp_task_shard(task);
+	r->use_ring = sp_engine_features(sp_shard_engine(r->shard)) & SP_FEAT_BUF_RING;
+	r->end = end;
+	r->idle_ns = idle_ns;
+	r->last_ns = sp_now_ns();
+	dir_init(r, &r->up, task, client, server, up_bytes);
+	dir_init(r, &r->down, task, server, client, down_bytes);
+	if (!r->use_ring && (!r->up.own || !r->down.own)) {
+		finish(r, "out of memory", -1);
+		return;
+	}
+	sp_timer_init(&r->idle, task, on_idle);
+	if (idle_ns)
+		sp_timer_arm(&r->idle, r->last_ns + idle_ns);
+	dir_recv(&r->up);
+	dir_recv(&r->down);
+}
+
+void sp_relay_release(struct sp_relay *r)
+{
+	if (!r->up.r)
+		return; /* never started */
+	give_back(&r->up);
+	give_back(&r->down);
+	free(r->up.own);
+	free(r->down.own);
+}

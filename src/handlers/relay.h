@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * relay.h - a full-duplex byte relay between two connected sockets, for handlers that
+ * pass a client's bytes through (proxy; TLS termination and origination later).
+ *
+ * Each direction is a loop of one receive and one send: receive into a buffer of the
+ * shard's provided-buffer ring (taken by the kernel only when data arrives, so an idle
+ * connection holds no buffer), send it all, give the buffer back, receive again. One
+ * buffer per direction at most: a slow reader stops the receives from its peer instead of
+ * making us buffer (back-pressure through the kernel's socket buffers). When the ring is
+ * empty (or missing) a direction falls back to a buffer of its own, kept until the end.
+ *
+ * End of stream in one direction becomes shutdown(SHUT_WR) on the other socket (half
+ * close); both directions finished ends the relay. A reset or error on one side ends it
+ * and the owner resets the other side. No byte moves for idle_ns: the relay ends.
+ *
+ * Where TLS goes: a relay end is a socket today. A TLS end (a later issue) will sit on
+ * the buffered path between the receive and the send of a direction: what a direction
+ * received is handed on as (data, len) in dir_send(), which is the one place where
+ * decrypting (bytes from a TLS end) or encrypting (bytes to a TLS end) will slot in, with
+ * the record layer's own buffer replacing the provided buffer while it holds data.
+ *
+ * The session must be pinned (sp_stage_ops.pinned): provided buffers go back to the ring
+ * of the shard that lent them, which is the shard the session runs on.
+ */
+#ifndef SP_RELAY_H
+#define SP_RELAY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "engine/engine.h"
+
+struct sp_relay;
+
+struct sp_relay_dir {
+	struct sp_relay *r;
+	int from, to;
+	struct sp_op recv_op, send_op;
+	uint8_t *data;    /* bytes being sent */
+	uint8_t *own;     /* fallback buffer, once the ring ran dry */
+	uint64_t *bytes;  /* the session counter this direction adds to */
+	uint32_t len, off;
+	int32_t bid;      /* provided buffer held, -1: none */
+	bool eof;         /* `from` sent its FIN and `to` was shut down for writing */
+};
+
+/* How the relay ended: reason NULL for a clean close; reset_fd >= 0 is the socket whose
+ * peer should see a reset (the other side reset or failed). */
+typedef void (*sp_relay_end_fn)(struct sp_relay *r, const char *reason, int reset_fd);
+
+struct sp_relay {
+	struct sp_relay_dir up, down; /* client -> server, server -> client */
+	struct sp_timer idle;
+	uint64_t idle_ns, last_ns;
+	struct sp_shard *shard;       /* whose ring lends the buffers */
+	sp_relay_end_fn end;
+	bool ended, use_ring;
+};
+
+/* Set the relay up between client and server (task context, once connected) and start
+ * both directions. up_bytes/down_bytes: counters to add to (the session's bytes_in and
+ * bytes_out). */
+void sp_relay_start(struct sp_relay *r, struct sp_task *task, int client, int server,
+		    uint64_t idle_ns, uint64_t *up_bytes, uint64_t *down_bytes, sp_relay_end_fn end);
+
+/* After the last completion (the session's release): give back held buffers. */
+void sp_relay_release(struct sp_relay *r);
+
+#endif

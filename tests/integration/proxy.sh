@@ -1,0 +1,110 @@
+#!/bin/bash
+# proxy.sh - the proxy handler's relay with real backends: 100 MiB through an echo server
+# both ways at once and 100 MiB each way alone, checked by sha256; half close (the client's
+# FIN reaches the server, whose answer still comes back); a server reset reaches the client
+# as a reset; idle_timeout; a unix-socket upstream; access log fields; many clients at once.
+. "$(dirname "$0")/lib.sh"
+backend=$(dirname "$0")/proxy_backend.py
+
+pe=$(free_port); pf=$(free_port); ph=$(free_port); pd=$(free_port); pr=$(free_port)
+px=$(free_port); py=$(free_port); pz=$(free_port); pu=$(free_port); pw=$(free_port)
+head -c $((100 << 20)) /dev/urandom >"$tmp/big"
+want=$(sha256sum <"$tmp/big" | cut -d' ' -f1)
+
+# start_backend MODE PORT [ARG]: a proxy_backend.py server, started and tracked by PID
+start_backend() {
+	python3 "$backend" "$@" >"$tmp/backend.$2" 2>&1 &
+	started_pids+=("$!")
+	wait_until 10 grep -q ready "$tmp/backend.$2" || fail "backend $1 on $2 did not start"
+}
+start_backend hash $ph
+start_backend send $pd "$tmp/big"
+start_backend reset $pr
+
+cat >"$tmp/conf.yaml" <<CONF
+version: 1
+control: {socket: "$tmp/control.sock"}
+engine: {shards: 2}
+log: {level: info, access_log: true}
+upstreams:
+  - {name: echo, servers: ["127.0.0.1:$pe"]}
+  - {name: hash, servers: ["127.0.0.1:$ph"]}
+  - {name: down, servers: ["127.0.0.1:$pd"]}
+  - {name: reset, servers: ["127.0.0.1:$pr"]}
+  - {name: local, servers: ["unix:$tmp/echo.sock"]}
+listeners:
+  - {name: echo-a, bind: "127.0.0.1:$pe", route: echo}
+  - {name: echo-u, bind: "unix:$tmp/echo.sock", route: echo}
+  - {name: fe, bind: "127.0.0.1:$pf", route: to-echo}
+  - {name: fh, bind: "127.0.0.1:$px", route: to-hash}
+  - {name: fd, bind: "127.0.0.1:$py", route: to-down}
+  - {name: fr, bind: "127.0.0.1:$pz", route: to-reset}
+  - {name: fu, bind: "127.0.0.1:$pu", route: to-local}
+  - {name: fi, bind: "127.0.0.1:$pw", route: idle}
+routes:
+  - {name: echo, pipeline: [{echo: {}}]}
+  - {name: to-echo, placement: round_robin, pipeline: [{proxy: {upstream: echo}}]}
+  - {name: to-hash, pipeline: [{proxy: {upstream: hash}}]}
+  - {name: to-down, placement: sticky, pipeline: [{proxy: {upstream: down}}]}
+  - {name: to-reset, pipeline: [{proxy: {upstream: reset}}]}
+  - {name: to-local, placement: pinned, pipeline: [{proxy: {upstream: local}}]}
+  - {name: idle, pipeline: [{proxy: {upstream: echo, idle_timeout: 1s}}]}
+CONF
+start_daemon "$tmp/conf.yaml"
+
+# 100 MiB up and back down at the same time through proxy -> echo
+got=$(timeout 60 socat -t 20 -b 262144 - TCP4:127.0.0.1:$pf <"$tmp/big" | sha256sum | cut -d' ' -f1)
+[ "$got" = "$want" ] || fail "100 MiB through proxy+echo came back different"
+wait_until 5 log_has "access listener=fe route=to-echo .* in=104857600 out=104857600 end=closed upstream=echo server=127.0.0.1:$pe connect_ms=[0-9.]* tries=1" ||
+	fail "no access log line with the 100 MiB and the server fields"
+
+# 100 MiB up, then half close: the server hashes to EOF and answers on the open half
+got=$(timeout 60 socat -t 30 -b 262144 - TCP4:127.0.0.1:$px <"$tmp/big")
+[ "$got" = "$want" ] || fail "half close: server saw '$got', want $want"
+
+# 100 MiB down from a server that sends and closes
+got=$(timeout 60 socat -t 20 -b 262144 -u TCP4:127.0.0.1:$py - | sha256sum | cut -d' ' -f1)
+[ "$got" = "$want" ] || fail "100 MiB download came back different"
+
+# a server reset reaches the client as a reset
+out=$(python3 - "$pz" <<'PY'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+s.sendall(b"hello\n")
+try:
+    print("eof" if s.recv(100) == b"" else "data")
+except ConnectionResetError:
+    print("reset")
+PY
+)
+[ "$out" = reset ] || fail "server reset reached the client as '$out'"
+wait_until 5 log_has "route=to-reset .* end=server reset" || fail "no 'server reset' access line"
+
+# unix-socket upstream, pinned placement
+echo_ok TCP4:127.0.0.1:$pu || fail "proxy to a unix-socket upstream"
+
+# many clients at once, each checked
+out=$("$load" --connect 127.0.0.1:$pf --conns 600 --concurrency 50 --size 3000 --max-seconds 60) ||
+	fail "load through the proxy: $out"
+
+# idle_timeout: a silent client is closed after 1 s, an active one is not
+start=$(date +%s%N)
+out=$(python3 - "$pw" <<'PY'
+import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+for i in range(4):  # 4 x 0.4 s of activity: more than the timeout, never idle that long
+    s.sendall(b"x")
+    assert s.recv(1) == b"x"
+    time.sleep(0.4)
+print("eof" if s.recv(1) == b"" else "data")
+PY
+)
+ms=$((($(date +%s%N) - start) / 1000000))
+[ "$out" = eof ] || fail "idle client: $out"
+# the last byte moved at 1.2 s: the close comes 1 s later, not during the activity
+[ "$ms" -ge 2100 ] || fail "idle connection closed after $ms ms, before 1.2 s of activity + 1 s idle"
+wait_until 5 log_has "route=idle .* end=idle timeout" || fail "no 'idle timeout' access line"
+
+stop_daemon TERM
+[ "$rc" = 0 ] || fail "exit status $rc"
+echo "PASS: proxy relay (100 MiB both ways, half close, download, reset, unix upstream, load, idle timeout)"
