@@ -1,0 +1,383 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * files.c - the `files` handler: static files over HTTP/1.x. This file holds the stage
+ * (root directory fd, MIME table and caches, built on the main thread when a generation
+ * is prepared) and each connection's request loop:
+ *
+ *   read a head -> parse (src/http) -> open (files_open.c) -> answer (files_send.c)
+ *        ^                                                               |
+ *        +------------- keep-alive: leftover bytes are the next request -+
+ *
+ * Requests are served one at a time in arrival order; pipelined requests wait in the
+ * buffer (or the socket) until the previous answer is out, so answers never reorder.
+ *
+ * Timeouts: one watchdog timer per session ticks a few times per timeout and compares
+ * the clock with a deadline that each phase sets with a plain store: a head must be
+ * complete header_timeout after its first byte (after the connection, for the first
+ * request) however it trickles in; an idle keep-alive connection lasts
+ * keepalive_timeout; an answer that makes no progress for send_timeout is dropped.
+ * Closing after an error is lingering: shut down our side, read and drop what the
+ * client still sends for a moment, so our answer is not lost to a reset.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "engine/log.h"
+#include "handlers/files.h"
+
+#define MS 1000000ull
+#define LINGER_BYTES (64 * 1024)
+
+static void read_more(struct files_session *f);
+static void try_parse(struct files_session *f);
+
+struct files_cache *files_my_cache(struct files_session *f)
+{
+	return f->fs->caches[sp_shard_index(sp_task_shard(&f->s.task))];
+}
+
+void files_set_deadline(struct files_session *f, enum files_phase phase, uint64_t timeout_ns)
+{
+	f->phase = phase;
+	f->deadline_ns = sp_now_ns() + timeout_ns;
+}
+
+static void end_session(struct files_session *f, const char *reason)
+{
+	if (f->closing)
+		return;
+	f->closing = true;
+	snprintf(f->s.log_extra, sizeof(f->s.log_extra), "requests=%u", f->requests);
+	sp_session_close(&f->s, reason);
+}
+
+void files_fail(struct files_session *f, const char *reason)
+{
+	end_session(f, reason);
+}
+
+/* One access-log line per request (the connection's own line comes at its end). */
+static void log_request(struct files_session *f)
+{
+	if (!f->s.gen->cfg->log.access_log)
+		return;
+	struct sp_http_str m = f->req.method_name, t = f->req.target;
+	double ms = (double)(sp_now_ns() - f->req_start_ns) / 1e6;
+	int mlen = m.len ? (int)(m.len > 16 ? 16 : m.len) : 1;
+	int tlen = t.len ? (int)(t.len > 200 ? 200 : t.len) : 1;
+	const char *mp = m.len ? m.p : "-", *tp = t.len ? t.p : "-";
+	char fields[512];
+	snprintf(fields, sizeof(fields),
+		 "SPARGIOD_EVENT=request\nLISTENER=%s\nROUTE=%s\nCLIENT=%s\nMETHOD=%.*s\n"
+		 "PATH=%.*s\nSTATUS=%d\nBYTES=%llu\nDURATION_MS=%.3f",
+		 f->s.lst->conf->name, f->s.route->conf->name, f->client, mlen, mp, tlen, tp,
+		 f->status, (unsigned long long)f->bytes_sent, ms);
+	sp_log_fields(SP_LOG_INFO, fields,
+		      "access listener=%s route=%s client=%s method=%.*s path=%.*s status=%d "
+		      "bytes=%llu duration_ms=%.3f",
+		      f->s.lst->conf->name, f->s.route->conf->name, f->client, mlen, mp, tlen, tp,
+		      f->status, (unsigned long long)f->bytes_sent, ms);
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Closing: lingering                                                                    */
+
+static void on_shutdown(struct sp_op *op, int res, uint32_t flags)
+{
+	(void)op, (void)res, (void)flags; /* the reads that follow tell how it ends */
+}
+
+static void linger(struct files_session *f)
+{
+	files_set_deadline(f, PH_LINGER, FILES_LINGER_NS);
+	f->in_len = 0;
+	struct io_uring_sqe *sqe = sp_sqe();
+	io_uring_prep_shutdown(sqe, f->s.fd, SHUT_WR);
+	sp_op_submit(&f->aux_op, sqe);
+	read_more(f);
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Requests                                                                              */
+
+static void begin_head(struct files_session *f)
+{
+	memset(&f->req, 0, sizeof(f->req));
+	f->req_start_ns = sp_now_ns();
+	f->scanned = 0;
+	f->head_len = 0;
+	f->status = 0;
+	f->bytes_sent = 0;
+	f->close_after = false;
+	files_set_deadline(f, PH_HEAD, f->fs->conf->header_timeout_ms * MS);
+}
+
+/* The answer is out: log it, then the next request, or close. */
+void files_finish(struct files_session *f)
+{
+	log_request(f);
+	files_release_file(f);
+	f->requests++;
+	if (f->close_after || !f->keep_alive) {
+		linger(f);
+		return;
+	}
+	/* keep what follows the head: a pipelined request */
+	memmove(f->in, f->in + f->head_len, f->in_len - f->head_len);
+	f->in_len -= f->head_len;
+	if (f->in_len) {
+		begin_head(f);
+		try_parse(f);
+		return;
+	}
+	memset(&f->req, 0, sizeof(f->req));
+	files_set_deadline(f, PH_IDLE, f->fs->conf->keepalive_timeout_ms * MS);
+	read_more(f);
+}
+
+static void handle_request(struct files_session *f)
+{
+	struct files_stage *fs = f->fs;
+	f->keep_alive = f->req.keep_alive;
+	files_set_deadline(f, PH_WORK, fs->conf->send_timeout_ms * MS);
+
+	int ret = sp_http_path(f->req.target.p, f->req.target.len, f->path, sizeof(f->path),
+			       &f->path_flags);
+	if (ret < 0) {
+		files_respond_error(f, -ret, false);
+		return;
+	}
+	if (f->path_flags & SP_HTTP_PATH_DOTSEG) {
+		if (fs->conf->dotfiles == SP_DOTFILES_IGNORE) {
+			files_respond_error(f, 404, false);
+			return;
+		}
+		if (fs->conf->dotfiles == SP_DOTFILES_DENY) {
+			files_respond_error(f, 403, false);
+			return;
+		}
+	}
+	files_open_path(f);
+}
+
+static void try_parse(struct files_session *f)
+{
+	long n = sp_http_parse(f->in, f->in_len, &f->scanned, &f->fs->limits, &f->req);
+	if (n > 0) {
+		f->head_len = (size_t)n;
+		handle_request(f);
+	} else if (n < 0) {
+		f->keep_alive = false;
+		files_respond_error(f, (int)-n, true);
+	} else if (f->in_len == f->in_cap) {
+		f->keep_alive = false;
+		files_respond_error(f, sp_http_overflow_status(f->in, f->in_len), true);
+	} else {
+		read_more(f);
+	}
+}
+
+static void on_recv(struct sp_op *op, int res, uint32_t flags)
+{
+	struct files_session *f = sp_container_of(op, struct files_session, recv_op);
+	(void)flags;
+	if (f->closing)
+		return;
+	if (res == -ECANCELED) {
+		end_session(f, "stopped");
+		return;
+	}
+	if (f->phase == PH_LINGER) {
+		f->in_len += res > 0 ? (size_t)res : 0;
+		if (res <= 0 || f->in_len > LINGER_BYTES)
+			end_session(f, f->close_after ? "http error" : NULL);
+		else
+			read_more(f);
+		return;
+	}
+	if (res < 0) {
+		end_session(f, res == -ECONNRESET ? "reset" : "recv error");
+		return;
+	}
+	if (res == 0) { /* the client closed: cleanly between requests */
+		end_session(f, f->in_len ? "closed mid-request" : NULL);
+		return;
+	}
+	if (f->phase == PH_IDLE)
+		begin_head(f);
+	f->in_len += (size_t)res;
+	f->s.bytes_in += (size_t)res;
+	try_parse(f);
+}
+
+static void read_more(struct files_session *f)
+{
+	struct io_uring_sqe *sqe = sp_sqe();
+	size_t room = f->in_cap - f->in_len;
+	if (f->phase == PH_LINGER) { /* drop it: reuse the whole buffer */
+		room = f->in_cap;
+		io_uring_prep_recv(sqe, f->s.fd, f->in, room, 0);
+	} else {
+		io_uring_prep_recv(sqe, f->s.fd, f->in + f->in_len, room, 0);
+	}
+	sp_op_submit(&f->recv_op, sqe);
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Watchdog                                                                              */
+
+static void on_tick(struct sp_op *op, int res, uint32_t flags)
+{
+	struct files_session *f = sp_container_of(op, struct files_session, watchdog.op);
+	(void)flags;
+	if (f->closing)
+		return;
+	if (res == -ECANCELED) {
+		end_session(f, "stopped");
+		return;
+	}
+	if (sp_now_ns() < f->deadline_ns)
+		return;
+	switch (f->phase) {
+	case PH_IDLE:
+		end_session(f, NULL); /* an idle keep-alive connection: a normal end */
+		break;
+	case PH_HEAD:
+		if (f->in_len) { /* part of a head: a slow client, logged as 408 */
+			f->status = 408;
+			log_request(f);
+		}
+		end_session(f, "header timeout");
+		break;
+	case PH_LINGER:
+		end_session(f, f->close_after ? "http error" : NULL);
+		break;
+	default:
+		end_session(f, "send timeout");
+		break;
+	}
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* The session                                                                           */
+
+static void files_start(struct sp_session *s)
+{
+	struct files_session *f = (struct files_session *)s;
+	struct files_stage *fs = s->handler->state;
+	f->fs = fs;
+	f->fd = -1;
+	f->pipe[0] = f->pipe[1] = -1;
+	sp_op_init(&f->recv_op, &s->task, on_recv);
+	sp_op_init(&f->aux_op, &s->task, on_shutdown);
+	sp_timer_init(&f->watchdog, &s->task, on_tick);
+	files_send_init(f);
+	files_open_init(f);
+	sp_sockaddr_str((struct sockaddr *)&s->peer, s->peerlen, f->client, sizeof(f->client));
+
+	f->in_cap = fs->conf->max_header_size;
+	f->in = malloc(f->in_cap);
+	f->out = malloc(FILES_HEAD_MAX + FILES_CONTENT_MAX);
+	if (!f->in || !f->out) {
+		sp_log(SP_LOG_ERR, "files: out of memory for a session");
+		end_session(f, "out of memory");
+		return;
+	}
+	sp_timer_every(&f->watchdog, fs->tick_ns);
+	begin_head(f); /* the first request's deadline counts from the connection */
+	read_more(f);
+}
+
+static void files_release(struct sp_session *s)
+{
+	struct files_session *f = (struct files_session *)s;
+	files_release_file(f);
+	if (f->pipe[0] >= 0) {
+		close(f->pipe[0]);
+		close(f->pipe[1]);
+	}
+	free(f->in);
+	free(f->out);
+	free(f->chunk);
+	free(f->listing);
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* The stage                                                                             */
+
+static void files_destroy(struct sp_stage *st)
+{
+	struct files_stage *fs = st->state;
+	if (!fs)
+		return;
+	for (unsigned i = 0; fs->caches && i < fs->nshards; i++)
+		files_cache_destroy(fs->caches[i]);
+	free(fs->caches);
+	sp_mime_free(fs->mime);
+	if (fs->root_fd >= 0)
+		close(fs->root_fd);
+	free(fs);
+	st->state = NULL;
+}
+
+static uint64_t min_u64(uint64_t a, uint64_t b)
+{
+	return a < b ? a : b;
+}
+
+static int files_init(struct sp_stage *st, unsigned nshards, char *err, size_t errlen)
+{
+	const struct sp_conf_files *conf = &st->conf->files;
+	struct files_stage *fs = calloc(1, sizeof(*fs));
+	if (!fs)
+		return -ENOMEM;
+	st->state = fs;
+	fs->conf = conf;
+	fs->nshards = nshards;
+	fs->root_fd = open(conf->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (fs->root_fd < 0) {
+		int e = errno;
+		snprintf(err, errlen, "root '%s': %s", conf->root, strerror(e));
+		files_destroy(st);
+		return -e;
+	}
+	size_t loaded;
+	fs->caches = calloc(nshards, sizeof(*fs->caches));
+	if (!fs->caches || sp_mime_create("/etc/mime.types", &fs->mime, &loaded) < 0) {
+		files_destroy(st);
+		return -ENOMEM;
+	}
+	for (unsigned i = 0; i < nshards; i++)
+		if (!(fs->caches[i] = files_cache_create(conf->file_cache))) {
+			files_destroy(st);
+			return -ENOMEM;
+		}
+	fs->limits.max_target = min_u64(conf->max_header_size, 2 * FILES_PATH_MAX);
+	fs->limits.max_headers = conf->max_headers;
+	if (conf->cache_control)
+		snprintf(fs->cache_control, sizeof(fs->cache_control), "Cache-Control: %.200s\r\n",
+			 conf->cache_control);
+	/* read+send measured faster than splice on loopback (README, scripts/bench/files) */
+	fs->splice = conf->splice == SP_SPLICE_ON;
+	/* a few ticks per shortest timeout: deadlines are met within a quarter of them */
+	uint64_t shortest = min_u64(min_u64(conf->header_timeout_ms, conf->keepalive_timeout_ms),
+				    min_u64(conf->send_timeout_ms, FILES_LINGER_NS / MS));
+	fs->tick_ns = min_u64(1000, shortest / 4 ? shortest / 4 : 1) * MS;
+	if (fs->tick_ns < 50 * MS)
+		fs->tick_ns = 50 * MS;
+	return 0;
+}
+
+const struct sp_stage_ops sp_files_ops = {
+	.kind = SP_STAGE_FILES,
+	.init = files_init,
+	.destroy = files_destroy,
+	.session_size = sizeof(struct files_session),
+	.start = files_start,
+	.release = files_release,
+};
