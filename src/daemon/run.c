@@ -34,9 +34,11 @@ static int start_engine(struct sp_daemon *d)
 	ec.steal = d->cfg->engine.steal;
 	ec.pin_cpus = d->cfg->engine.pin_cpus;
 	ec.idle_spin_us = d->cfg->engine.idle_spin_us;
-	/* Provided buffers for receives (proxy relays): taken only while data is in flight,
-	 * so idle connections hold none; 32 MiB of address space per shard, touched as used. */
-	ec.buf_count = 2048;
+	/* Provided buffers for receives (proxy relays): taken only when data arrives, so
+	 * idle connections hold none. The ring hands them out in turn, so all of them get
+	 * touched in time: keep it small (2 MiB a shard); streams and overflow use the
+	 * relay's own LIFO pool (relay.c). */
+	ec.buf_count = 128;
 	ec.buf_size = 16384;
 	int ret = sp_engine_create(&ec, &d->eng);
 	if (ret == -EPERM || ret == -ENOSYS)

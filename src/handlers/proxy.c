@@ -27,15 +27,19 @@
 
 struct proxy {
 	struct sp_session s;
-	struct sp_relay relay;
+	union { /* one after the other: an idle proxied connection carries only the relay */
+		struct {
+			struct sp_op op, tmo; /* connect (then the PROXY header send) + timeout */
+			struct __kernel_timespec ts;
+		} c;
+		struct sp_relay relay;
+	};
 	struct sp_upstream *u;
 	struct sp_server *srv;    /* the server tried last or connected to */
 	bool srv_held;            /* srv counts this session active */
-	bool connected;
+	bool connected, relaying;
 	int upfd;
 	int conn_res;
-	struct sp_op conn_op, tmo_op; /* connect (then the PROXY header send) + its timeout */
-	struct __kernel_timespec ts;
 	uint64_t key;             /* client address hash (source_hash) */
 	uint64_t conn_start_ns;
 	uint8_t *pp;              /* PROXY header to send, while it is sent */
@@ -91,6 +95,8 @@ static void on_relay_end(struct sp_relay *r, const char *reason, int reset_fd)
 
 static void relay(struct proxy *p)
 {
+	memset(&p->relay, 0, sizeof(p->relay)); /* the connect's ops are idle: reuse their room */
+	p->relaying = true;
 	sp_relay_start(&p->relay, &p->s.task, p->s.fd, p->upfd,
 		       conf_of(p)->idle_timeout_ms * 1000000ull, &p->s.bytes_in, &p->s.bytes_out,
 		       on_relay_end);
@@ -100,12 +106,12 @@ static void send_pp_rest(struct proxy *p)
 {
 	struct io_uring_sqe *sqe = sp_sqe();
 	io_uring_prep_send(sqe, p->upfd, p->pp + p->pp_off, p->pp_len - p->pp_off, MSG_NOSIGNAL);
-	sp_op_submit(&p->conn_op, sqe);
+	sp_op_submit(&p->c.op, sqe);
 }
 
 static void on_pp_sent(struct sp_op *op, int res, uint32_t flags)
 {
-	struct proxy *p = sp_container_of(op, struct proxy, conn_op);
+	struct proxy *p = sp_container_of(op, struct proxy, c.op);
 	if (res <= 0) {
 		end(p, res == -ECANCELED ? "stopped" : "server reset");
 		return;
@@ -141,7 +147,7 @@ static void send_pp(struct proxy *p)
 	int version = conf_of(p)->send_proxy_protocol == SP_PP_V1 ? 1 : 2;
 	p->pp_len = (uint16_t)sp_pp_build(version, (const struct sockaddr *)&p->s.peer, dst, p->pp);
 	p->pp_off = 0;
-	sp_op_init(&p->conn_op, &p->s.task, on_pp_sent);
+	sp_op_init(&p->c.op, &p->s.task, on_pp_sent);
 	send_pp_rest(p);
 }
 
@@ -163,7 +169,7 @@ static void connected(struct proxy *p)
 /* Both halves of the connect's linked pair are back. */
 static void settle(struct proxy *p)
 {
-	if (sp_op_busy(&p->conn_op) || sp_op_busy(&p->tmo_op))
+	if (sp_op_busy(&p->c.op) || sp_op_busy(&p->c.tmo))
 		return;
 	int res = p->conn_res;
 	if (res == 0) {
@@ -186,14 +192,14 @@ static void settle(struct proxy *p)
 
 static void on_connect(struct sp_op *op, int res, uint32_t flags)
 {
-	struct proxy *p = sp_container_of(op, struct proxy, conn_op);
+	struct proxy *p = sp_container_of(op, struct proxy, c.op);
 	p->conn_res = res;
 	settle(p);
 }
 
 static void on_tmo(struct sp_op *op, int res, uint32_t flags)
 {
-	settle(sp_container_of(op, struct proxy, tmo_op));
+	settle(sp_container_of(op, struct proxy, c.tmo));
 }
 
 static void try_next(struct proxy *p)
@@ -222,12 +228,12 @@ static void try_next(struct proxy *p)
 		return;
 	}
 	uint64_t ms = p->u->conf->connect_timeout_ms;
-	p->ts.tv_sec = (long long)(ms / 1000);
-	p->ts.tv_nsec = (long long)(ms % 1000) * 1000000;
+	p->c.ts.tv_sec = (long long)(ms / 1000);
+	p->c.ts.tv_nsec = (long long)(ms % 1000) * 1000000;
 	p->conn_start_ns = sp_now_ns();
 	struct io_uring_sqe *sqe = sp_sqe();
 	io_uring_prep_connect(sqe, p->upfd, (const struct sockaddr *)&a->sa, a->salen);
-	sp_op_submit_timeout(&p->conn_op, sqe, &p->tmo_op, &p->ts);
+	sp_op_submit_timeout(&p->c.op, sqe, &p->c.tmo, &p->c.ts);
 }
 
 static void proxy_start(struct sp_session *s)
@@ -236,8 +242,8 @@ static void proxy_start(struct sp_session *s)
 	p->upfd = -1;
 	p->u = sp_upstreams_get(s->gen->upstreams, conf_of(p)->upstream);
 	p->key = sp_addr_hash((const struct sockaddr *)&s->peer);
-	sp_op_init(&p->conn_op, &s->task, on_connect);
-	sp_op_init(&p->tmo_op, &s->task, on_tmo);
+	sp_op_init(&p->c.op, &s->task, on_connect);
+	sp_op_init(&p->c.tmo, &s->task, on_tmo);
 	set_nodelay(s->fd);
 	try_next(p);
 }
@@ -245,7 +251,8 @@ static void proxy_start(struct sp_session *s)
 static void proxy_release(struct sp_session *s)
 {
 	struct proxy *p = (struct proxy *)s;
-	sp_relay_release(&p->relay);
+	if (p->relaying)
+		sp_relay_release(&p->relay);
 	free(p->pp);
 	if (p->upfd >= 0)
 		close(p->upfd);

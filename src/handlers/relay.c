@@ -10,7 +10,57 @@
 
 #include "handlers/relay.h"
 
-#define OWN_BUF_SIZE 16384
+#define POOL_BUF_SIZE 16384
+#define POOL_KEEP 512 /* free buffers a shard keeps (8 MiB); more go back to malloc */
+
+/*
+ * Each shard thread's stack of spare buffers, for receives that do not take one from the
+ * ring: the ring ran dry, or a direction is streaming (its last receive filled a whole
+ * buffer, so the next one will too: no point in giving the ring buffer back and taking
+ * another). Last in, first out: the buffers in use stay the few hot ones, so resident
+ * memory follows the peak of concurrent transfers, not their number. Sessions are
+ * pinned: a buffer is taken and given back on the same thread. The stack is freed when
+ * the shard's last relay ends (no leak at shutdown).
+ */
+struct pool_buf {
+	struct pool_buf *next;
+};
+static __thread struct pool_buf *pool_top;
+static __thread unsigned pool_free, relays_live;
+
+static uint8_t *pool_get(void)
+{
+	struct pool_buf *b = pool_top;
+	if (!b)
+		return malloc(POOL_BUF_SIZE);
+	pool_top = b->next;
+	pool_free--;
+	return (uint8_t *)b;
+}
+
+static void pool_put(uint8_t *p)
+{
+	if (!p)
+		return;
+	if (pool_free >= POOL_KEEP) {
+		free(p);
+		return;
+	}
+	struct pool_buf *b = (struct pool_buf *)p;
+	b->next = pool_top;
+	pool_top = b;
+	pool_free++;
+}
+
+static void pool_trim(void)
+{
+	while (pool_top) {
+		struct pool_buf *b = pool_top;
+		pool_top = b->next;
+		free(b);
+	}
+	pool_free = 0;
+}
 
 static void dir_recv(struct sp_relay_dir *d);
 
@@ -35,6 +85,23 @@ static void give_back(struct sp_relay_dir *d)
 	}
 }
 
+/* The send of what was received is done: decide where the next receive goes. A full
+ * buffer means more is waiting: keep streaming through a pool buffer. A short one means
+ * the peer paused: hold nothing while waiting (the ring lends a buffer on arrival). */
+static void next_recv(struct sp_relay_dir *d)
+{
+	bool streaming = d->len == (d->bid >= 0 ? sp_buf_size(d->r->shard) : POOL_BUF_SIZE);
+	give_back(d);
+	if (streaming || !d->r->use_ring) {
+		if (!d->own)
+			d->own = pool_get();
+	} else if (d->own) {
+		pool_put(d->own);
+		d->own = NULL;
+	}
+	dir_recv(d);
+}
+
 /* The one place received bytes pass on their way out (see relay.h on TLS). */
 static void dir_send(struct sp_relay_dir *d)
 {
@@ -47,7 +114,7 @@ static void dir_recv(struct sp_relay_dir *d)
 {
 	struct io_uring_sqe *sqe = sp_sqe();
 	if (d->own) {
-		io_uring_prep_recv(sqe, d->from, d->own, OWN_BUF_SIZE, 0);
+		io_uring_prep_recv(sqe, d->from, d->own, POOL_BUF_SIZE, 0);
 	} else {
 		io_uring_prep_recv(sqe, d->from, NULL, sp_buf_size(d->r->shard), 0);
 		sp_sqe_select_buffer(sqe);
@@ -87,8 +154,8 @@ static void on_recv(struct sp_op *op, int res, uint32_t flags)
 		d->eof = true;
 		if (both_eof(r))
 			finish(r, NULL, -1);
-	} else if (res == -ENOBUFS) {
-		d->own = malloc(OWN_BUF_SIZE);
+	} else if (res == -ENOBUFS) { /* the ring is empty: a buffer of the pool */
+		d->own = pool_get();
 		if (!d->own)
 			finish(r, "out of memory", -1);
 		else
@@ -114,8 +181,7 @@ static void on_send(struct sp_op *op, int res, uint32_t flags)
 			dir_send(d);
 			return;
 		}
-		give_back(d);
-		dir_recv(d);
+		next_recv(d);
 	} else if (res == -ECANCELED) {
 		finish(r, "stopped", -1);
 	} else {
@@ -146,7 +212,7 @@ static void dir_init(struct sp_relay *r, struct sp_relay_dir *d, struct sp_task 
 	sp_op_init(&d->recv_op, task, on_recv);
 	sp_op_init(&d->send_op, task, on_send);
 	if (!r->use_ring)
-		d->own = malloc(OWN_BUF_SIZE);
+		d->own = pool_get();
 }
 
 void sp_relay_start(struct sp_relay *r, struct sp_task *task, int client, int server,
@@ -157,6 +223,8 @@ void sp_relay_start(struct sp_relay *r, struct sp_task *task, int client, int se
 	r->end = end;
 	r->idle_ns = idle_ns;
 	r->last_ns = sp_now_ns();
+	r->started = true;
+	relays_live++;
 	dir_init(r, &r->up, task, client, server, up_bytes);
 	dir_init(r, &r->down, task, server, client, down_bytes);
 	if (!r->use_ring && (!r->up.own || !r->down.own)) {
@@ -172,10 +240,12 @@ void sp_relay_start(struct sp_relay *r, struct sp_task *task, int client, int se
 
 void sp_relay_release(struct sp_relay *r)
 {
-	if (!r->up.r)
-		return; /* never started */
+	if (!r->started)
+		return;
 	give_back(&r->up);
 	give_back(&r->down);
-	free(r->up.own);
-	free(r->down.own);
+	pool_put(r->up.own);
+	pool_put(r->down.own);
+	if (--relays_live == 0)
+		pool_trim();
 }

@@ -8,7 +8,8 @@
  * connection holds no buffer), send it all, give the buffer back, receive again. One
  * buffer per direction at most: a slow reader stops the receives from its peer instead of
  * making us buffer (back-pressure through the kernel's socket buffers). When the ring is
- * empty (or missing) a direction falls back to a buffer of its own, kept until the end.
+ * empty (or missing), or while a direction streams (each receive fills a whole buffer),
+ * it uses a buffer of its shard's pool instead, given back when the peer pauses.
  *
  * End of stream in one direction becomes shutdown(SHUT_WR) on the other socket (half
  * close); both directions finished ends the relay. A reset or error on one side ends it
@@ -38,7 +39,7 @@ struct sp_relay_dir {
 	int from, to;
 	struct sp_op recv_op, send_op;
 	uint8_t *data;    /* bytes being sent */
-	uint8_t *own;     /* fallback buffer, once the ring ran dry */
+	uint8_t *own;     /* a pool buffer: the ring ran dry, or streaming */
 	uint64_t *bytes;  /* the session counter this direction adds to */
 	uint32_t len, off;
 	int32_t bid;      /* provided buffer held, -1: none */
@@ -55,7 +56,7 @@ struct sp_relay {
 	uint64_t idle_ns, last_ns;
 	struct sp_shard *shard;       /* whose ring lends the buffers */
 	sp_relay_end_fn end;
-	bool ended, use_ring;
+	bool started, ended, use_ring;
 };
 
 /* Set the relay up between client and server (task context, once connected) and start

@@ -48,7 +48,7 @@ routes:
   - {name: to-down, placement: sticky, pipeline: [{proxy: {upstream: down}}]}
   - {name: to-reset, pipeline: [{proxy: {upstream: reset}}]}
   - {name: to-local, placement: pinned, pipeline: [{proxy: {upstream: local}}]}
-  - {name: idle, pipeline: [{proxy: {upstream: echo, idle_timeout: 1s}}]}
+  - {name: idle, pipeline: [{proxy: {upstream: echo, idle_timeout: 2s}}]}
 CONF
 start_daemon "$tmp/conf.yaml"
 
@@ -87,22 +87,25 @@ echo_ok TCP4:127.0.0.1:$pu || fail "proxy to a unix-socket upstream"
 out=$("$load" --connect 127.0.0.1:$pf --conns 600 --concurrency 50 --size 3000 --max-seconds 60) ||
 	fail "load through the proxy: $out"
 
-# idle_timeout: a silent client is closed after 1 s, an active one is not
+# idle_timeout: a silent client is closed after 2 s, an active one is not
 start=$(date +%s%N)
 out=$(python3 - "$pw" <<'PY'
 import socket, sys, time
 s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
-for i in range(4):  # 4 x 0.4 s of activity: more than the timeout, never idle that long
-    s.sendall(b"x")
-    assert s.recv(1) == b"x"
-    time.sleep(0.4)
-print("eof" if s.recv(1) == b"" else "data")
+try:
+    for i in range(8):  # 2.4 s of activity, more than the timeout, in 0.3 s gaps
+        s.sendall(b"x")
+        assert s.recv(1) == b"x", "closed while active"
+        time.sleep(0.3)
+    print("eof" if s.recv(1) == b"" else "data")
+except Exception as e:
+    print(repr(e))
 PY
 )
 ms=$((($(date +%s%N) - start) / 1000000))
 [ "$out" = eof ] || fail "idle client: $out"
-# the last byte moved at 1.2 s: the close comes 1 s later, not during the activity
-[ "$ms" -ge 2100 ] || fail "idle connection closed after $ms ms, before 1.2 s of activity + 1 s idle"
+# the last byte moved at 2.1 s: the close comes 2 s later, not during the activity
+[ "$ms" -ge 3900 ] || fail "idle connection closed after $ms ms, before 2.1 s of activity + 2 s idle"
 wait_until 5 log_has "route=idle .* end=idle timeout" || fail "no 'idle timeout' access line"
 
 stop_daemon TERM
