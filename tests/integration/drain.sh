@@ -27,7 +27,7 @@ kill -0 "$pid" || fail "exited with a connection open"
 echo two >&"${LONG[1]}"
 read -r -t 5 line <&"${LONG[0]}" && [ "$line" = two ] || fail "the draining connection stopped echoing"
 exec {LONG[1]}>&-
-wait "$LONG_PID" 2>/dev/null
+wait "${LONG_PID:-}" 2>/dev/null # bash unsets it when the coprocess ends
 stop_daemon TERM 10
 [ "$rc" = 0 ] || fail "exit status $rc after drain"
 
@@ -45,7 +45,7 @@ t1=$(date +%s%N)
 log_has "drain timeout: closing 1 connections" || fail "no drain timeout line"
 ms=$(((t1 - t0) / 1000000))
 [ "$ms" -ge 900 ] || fail "stopped after $ms ms, before the 1 s drain timeout"
-kill "$IDLE_PID" 2>/dev/null
+kill "${IDLE_PID:-}" 2>/dev/null
 
 # SIGQUIT: now, even with a connection and a long drain_timeout
 : >"$log"
@@ -56,5 +56,5 @@ echo y >&"${IDLE2[1]}"
 read -r -t 5 line <&"${IDLE2[0]}" || fail "no echo before SIGQUIT"
 stop_daemon QUIT 5
 [ "$rc" = 0 ] || fail "exit status $rc after SIGQUIT"
-kill "$IDLE2_PID" 2>/dev/null
+kill "${IDLE2_PID:-}" 2>/dev/null
 echo "PASS: drain (SIGTERM waits for the open connection, drain_timeout ${ms} ms, SIGQUIT)"

@@ -94,7 +94,7 @@ kill "$holder" 2>/dev/null
 echo second >&"${LONG[1]}"
 read -r -t 5 line <&"${LONG[0]}" && [ "$line" = second ] || fail "long connection broke across reloads"
 exec {LONG[1]}>&-
-wait "$LONG_PID" 2>/dev/null
+wait "${LONG_PID:-}" 2>/dev/null # bash unsets it when the coprocess ends
 
 cp "$tmp/good.yaml" "$conf"
 for _ in $(seq 100); do reload_and_wait; done

@@ -196,9 +196,10 @@ START_TEST(test_wheel_levels)
 	run_on_shard(eng, 0, arm_levels, NULL);
 	ck_assert(wait_atomic(&total_fired, 4, 10000));
 	ck_assert_int_eq(atomic_load(&early), 0);
-	/* each fired within 100 ms of its deadline, however far it was */
+	/* each fired after its deadline and in its own time, not a level's span later (a
+	 * wrong cascade is seconds off; the bound is loose: shared machines stall threads) */
 	for (long i = 0; i < 4; i++)
-		ck_assert_uint_lt(atomic_load(&timers[i].fired_at) - timers[i].deadline, 100 * MS);
+		ck_assert_uint_lt(atomic_load(&timers[i].fired_at) - timers[i].deadline, 1000 * MS);
 	ck_assert_uint_ge(sp_now_ns() - t0, 4500 * MS);
 	stop_engine(eng);
 	free(timers);
