@@ -83,6 +83,7 @@ int sp_daemon_prepare(struct sp_daemon *d, struct sp_config *cfg, struct sp_prep
 		e->sock = sp_listener_ref(l);
 		e->conf = c;
 		e->route = sp_gen_route(p->gen, c->route);
+		e->gen = p->gen;
 		p->gen->n_listeners = i + 1;
 	}
 	return 0;

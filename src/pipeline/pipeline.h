@@ -85,6 +85,7 @@ struct sp_gen_listener {
 	struct sp_listener *sock;
 	const struct sp_conf_listener *conf;
 	struct sp_route *route;
+	struct sp_gen *gen; /* the generation holding this entry (no reference of its own) */
 };
 
 struct sp_gen {

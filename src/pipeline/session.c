@@ -186,6 +186,8 @@ static void pp_done(struct sp_session *s, const char *err)
 		if (st->ops->filter(st, (struct sockaddr *)&s->peer, shard, now) == SP_VERDICT_DENY) {
 			count(&st->counters[shard].denied);
 			count(&r->counters[shard].denied);
+			count(st->conf->kind == SP_STAGE_ACL ? &s->lst->sock->counters[shard].refused_acl
+							     : &s->lst->sock->counters[shard].refused_rate_limit);
 			snprintf(s->log_extra, sizeof(s->log_extra), "stage=%s",
 				 sp_stage_name(st->conf->kind));
 			sp_session_close(s, "denied");

@@ -2,7 +2,7 @@
 /* stages.c - the stage modules of this build, by kind. A new stage adds one line here. */
 #include "pipeline/pipeline.h"
 
-extern const struct sp_stage_ops sp_acl_ops, sp_rate_limit_ops, sp_echo_ops, sp_proxy_ops;
+extern const struct sp_stage_ops sp_acl_ops, sp_rate_limit_ops, sp_echo_ops, sp_proxy_ops, sp_metrics_ops;
 extern const struct sp_stage_ops sp_files_ops;
 
 const struct sp_stage_ops *sp_stage_ops_for(enum sp_stage_kind kind)
@@ -13,6 +13,7 @@ const struct sp_stage_ops *sp_stage_ops_for(enum sp_stage_kind kind)
 	case SP_STAGE_ECHO: return &sp_echo_ops;
 	case SP_STAGE_PROXY: return &sp_proxy_ops;
 	case SP_STAGE_FILES: return &sp_files_ops;
-	default: return NULL; /* exec, udp_proxy, metrics: later issues */
+	case SP_STAGE_METRICS: return &sp_metrics_ops;
+	default: return NULL; /* exec, udp_proxy: later issues */
 	}
 }

@@ -62,10 +62,20 @@ void sp_figures_latency(const struct sp_histogram *h, unsigned n, struct sp_late
 	sp_hist_merge(&snap, h, n);
 	f->count = snap.count;
 	f->sum_us = snap.sum_us;
+	/* the bounds' cumulative counts in one pass (they are edges, in increasing order) */
+	uint64_t below = 0;
+	unsigned b = 0, next = sp_hist_index(sp_fig_bounds_us[0]);
+	for (unsigned i = 0; i < SP_HIST_BUCKETS && b < SP_FIG_BOUNDS; i++) {
+		while (b < SP_FIG_BOUNDS && next == i) {
+			f->below[b++] = below;
+			next = b < SP_FIG_BOUNDS ? sp_hist_index(sp_fig_bounds_us[b]) : 0;
+		}
+		below += snap.bucket[i];
+	}
+	while (b < SP_FIG_BOUNDS)
+		f->below[b++] = below;
 	f->p50_us = sp_hist_quantile(&snap, 0.5);
 	f->p90_us = sp_hist_quantile(&snap, 0.9);
 	f->p99_us = sp_hist_quantile(&snap, 0.99);
 	f->p999_us = sp_hist_quantile(&snap, 0.999);
-	for (unsigned i = 0; i < SP_FIG_BOUNDS; i++)
-		f->below[i] = sp_hist_count_below(&snap, sp_fig_bounds_us[i]);
 }
