@@ -4,6 +4,7 @@
 
 extern const struct sp_stage_ops sp_acl_ops, sp_rate_limit_ops, sp_echo_ops, sp_proxy_ops, sp_metrics_ops;
 extern const struct sp_stage_ops sp_files_ops;
+extern const struct sp_stage_ops sp_exec_ops;
 
 const struct sp_stage_ops *sp_stage_ops_for(enum sp_stage_kind kind)
 {
@@ -11,6 +12,7 @@ const struct sp_stage_ops *sp_stage_ops_for(enum sp_stage_kind kind)
 	case SP_STAGE_ACL: return &sp_acl_ops;
 	case SP_STAGE_RATE_LIMIT: return &sp_rate_limit_ops;
 	case SP_STAGE_ECHO: return &sp_echo_ops;
+	case SP_STAGE_EXEC: return &sp_exec_ops;
 	case SP_STAGE_PROXY: return &sp_proxy_ops;
 	case SP_STAGE_FILES: return &sp_files_ops;
 	case SP_STAGE_METRICS: return &sp_metrics_ops;
