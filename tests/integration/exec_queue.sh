@@ -1,0 +1,105 @@
+#!/bin/bash
+# exec_queue.sh - max_instances: past it a connection is refused (queue 0) with a logged
+# reason, or waits in a bounded queue, served first in first out when a child exits,
+# refused when the queue is full, closed after queue_timeout. Under load, the children
+# alive never outnumber max_instances and every connection is served.
+. "$(dirname "$0")/lib.sh"
+
+p_ref=$(free_port) p_q=$(free_port) p_load=$(free_port)
+cat >"$tmp/conf.yaml" <<CONF
+version: 1
+control: {socket: "$tmp/control.sock"}
+engine: {shards: 2}
+listeners:
+  - {name: ref, bind: "127.0.0.1:$p_ref", route: refuse}
+  - {name: q, bind: "127.0.0.1:$p_q", route: queue}
+  - {name: load, bind: "127.0.0.1:$p_load", route: load}
+routes:
+  - {name: refuse, pipeline: [{exec: {command: [/bin/cat], max_instances: 2}}]}
+  - name: queue
+    pipeline: [{exec: {command: [/bin/cat], max_instances: 1, queue: 2, queue_timeout: 2s}}]
+  - name: load
+    placement: stealable
+    pipeline: [{exec: {command: [/bin/cat], max_instances: 3, queue: 64, queue_timeout: 30s}}]
+CONF
+start_daemon "$tmp/conf.yaml"
+children() { ps --ppid "$pid" -o pid= | wc -l; }
+
+# hold: a client that keeps its connection (and its cat) open until killed
+holders=()
+hold() {
+	socat -u "EXEC:sleep 60" TCP4:127.0.0.1:"$1" &
+	started_pids+=($!)
+	holders+=($!)
+	last_hold=$!
+}
+
+# refusal at max_instances, logged
+hold $p_ref
+h1=$last_hold
+hold $p_ref
+wait_until 5 eval '[ "$(children)" -ge 2 ]' || fail "two holders did not get their children"
+out=$(echo hi | timeout 5 socat -t 2 - TCP4:127.0.0.1:$p_ref 2>/dev/null)
+[ -z "$out" ] || fail "a third connection was served past max_instances 2"
+wait_until 5 log_has "route=refuse .*end=max_instances" || fail "no access line for the refusal"
+log_has "route refuse: max_instances (2) reached: connection refused" || fail "no log line for the refusal"
+kill "$h1"
+wait_until 5 eval '[ "$(echo hi | timeout 5 socat -t 2 - TCP4:127.0.0.1:'"$p_ref"' 2>/dev/null)" = hi ]' ||
+	fail "no service once a slot was free"
+
+# the queue: two wait behind one running child and are served in order
+hold $p_q
+hq=$last_hold
+wait_until 5 eval '[ "$(children)" -ge 2 ]' || fail "queue route holder has no child"
+(echo A | timeout 10 socat -t 1 - TCP4:127.0.0.1:$p_q >"$tmp/A"; date +%s%N >"$tmp/A.t") &
+started_pids+=($!)
+wa=$!
+sleep 0.3
+(echo B | timeout 10 socat -t 1 - TCP4:127.0.0.1:$p_q >"$tmp/B"; date +%s%N >"$tmp/B.t") &
+started_pids+=($!)
+wb=$!
+sleep 0.3
+out=$(echo C | timeout 5 socat -t 2 - TCP4:127.0.0.1:$p_q 2>/dev/null)
+[ -z "$out" ] || fail "a connection past the full queue was served"
+wait_until 5 log_has "route=queue .*end=max_instances" || fail "no refusal with the queue full"
+[ -s "$tmp/A" ] && fail "a queued connection was served while the slot was taken"
+kill "$hq"
+wait "$wa" "$wb"
+[ "$(cat "$tmp/A")" = A ] && [ "$(cat "$tmp/B")" = B ] || fail "queued connections not served: A='$(cat "$tmp/A")' B='$(cat "$tmp/B")'"
+wait_until 5 eval '[ "$(grep -c "route=queue .*queued_ms=" "$log")" = 2 ]' ||
+	fail "not 2 access lines with queued_ms"
+# FIFO: A came first, so A is served (and done) before B gets the slot
+[ "$(cat "$tmp/A.t")" -lt "$(cat "$tmp/B.t")" ] || fail "the queue did not serve A before B"
+
+# queue_timeout: a waiter is closed after 2 s
+hold $p_q
+hq=$last_hold
+wait_until 5 eval '[ "$(children)" -ge 1 ]' || fail "queue route holder has no child"
+start=$(date +%s%N)
+out=$(echo late | timeout 10 socat -t 5 - TCP4:127.0.0.1:$p_q 2>/dev/null)
+ms=$((($(date +%s%N) - start) / 1000000))
+[ -z "$out" ] || fail "the waiter was served while the slot was held"
+[ "$ms" -ge 1800 ] && [ "$ms" -lt 5000 ] || fail "queue_timeout 2s closed the waiter after $ms ms"
+wait_until 5 log_has "route=queue .*end=queue timeout .*queued_ms=" || fail "no access line for the queue timeout"
+kill "$hq"
+
+# load: 8 clients at once, 3 children at most, every connection served
+(timeout 60 "$load" --connect 127.0.0.1:$p_load --conns 300 --concurrency 8 --size 64 \
+	--max-seconds 50 >"$tmp/load.out") &
+lp=$!
+started_pids+=($lp)
+most=0
+while kill -0 $lp 2>/dev/null; do
+	n=$(children)
+	[ "$n" -gt "$most" ] && most=$n
+	sleep 0.01
+done
+wait $lp || fail "load through the queue: $(cat "$tmp/load.out")"
+grep -q "ok=300 failed=0" "$tmp/load.out" || fail "load: $(cat "$tmp/load.out")"
+# the count includes the children of the two refusal-test holders still running (1)
+[ "$most" -le 4 ] || fail "$most children alive at once with max_instances 3 (+1 holder)"
+
+kill "${holders[@]}" 2>/dev/null
+stop_daemon TERM
+[ "$rc" = 0 ] || fail "exit status $rc"
+echo "PASS: exec max_instances (refusal logged, FIFO queue, queue full, queue_timeout after $ms ms, at most $most children under load)"
