@@ -36,10 +36,11 @@ static int start_engine(struct sp_daemon *d)
 	ec.idle_spin_us = d->cfg->engine.idle_spin_us;
 	/* Provided buffers for receives (proxy relays): taken only when data arrives, so
 	 * idle connections hold none. The ring hands them out in turn, so all of them get
-	 * touched in time: keep it small (2 MiB a shard); streams and overflow use the
-	 * relay's own LIFO pool (relay.c). */
-	ec.buf_count = 128;
-	ec.buf_size = 16384;
+	 * touched in time: keep it small (1 MiB a shard). A 4 KiB buffer holds a request or
+	 * an answer; a receive that fills one means a stream, which goes on through the
+	 * relay's own 16 KiB LIFO pool (relay.c). */
+	ec.buf_count = 256;
+	ec.buf_size = 4096;
 	int ret = sp_engine_create(&ec, &d->eng);
 	if (ret == -EPERM || ret == -ENOSYS)
 		sp_log(SP_LOG_ERR, "io_uring is not permitted here (%s): a seccomp filter or "
