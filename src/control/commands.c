@@ -126,14 +126,16 @@ static json_t *upstreams_json(struct sp_daemon *d)
 		json_t *servers = json_array();
 		for (size_t k = 0; k < u->n_servers; k++) {
 			const struct sp_server *s = &u->servers[k];
+			struct sp_server_figures f;
+			sp_figures_server(s, &f);
 			json_array_append_new(servers, json_pack(
 				"{s:s, s:i, s:b, s:s, s:I, s:I, s:I, s:I, s:I}",
 				"address", s->conf->address.text, "weight", (int)s->conf->weight,
-				"backup", s->conf->backup, "state", sp_server_state(s),
-				"active", (json_int_t)LOAD(s->active), "total", (json_int_t)LOAD(s->total),
-				"connect_failures", (json_int_t)LOAD(s->connect_failures),
-				"checks_ok", (json_int_t)LOAD(s->checks_ok),
-				"checks_failed", (json_int_t)LOAD(s->checks_failed)));
+				"backup", s->conf->backup, "state", f.state,
+				"active", (json_int_t)f.active, "total", (json_int_t)f.total,
+				"connect_failures", (json_int_t)f.connect_failures,
+				"checks_ok", (json_int_t)f.checks_ok,
+				"checks_failed", (json_int_t)f.checks_failed));
 		}
 		json_array_append_new(arr, json_pack("{s:s, s:s, s:b, s:o}", "name", u->conf->name,
 			"balance", balance[u->conf->balance], "health_checks",

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * metrics_text.c - the Prometheus text exposition (format 0.0.4) of a generation and
- * the engine's shards. Names follow the Prometheus conventions: a `spargiod_` prefix,
+ * the engine's shards (and the upstream servers). Names follow the Prometheus conventions: a `spargiod_` prefix,
  * `_total` on counters, base units (seconds, bytes), one family's samples together
  * under its HELP and TYPE lines. Every figure comes from stats/figures.h, like the
  * control socket's `stats`, so both always agree.
@@ -17,6 +17,7 @@
 #include "net/listener.h"
 #include "pipeline/pipeline.h"
 #include "stats/figures.h"
+#include "upstream/upstream.h"
 
 /* ------------------------------------------------------------------------------------ */
 /* Text buffer                                                                           */
@@ -199,6 +200,70 @@ static void routes(struct sp_text *t, const struct sp_gen *gen)
 	route_durations(t, gen);
 }
 
+/* name{upstream="..",server=".."[,extra]} number */
+static void server_sample(struct sp_text *t, const char *name, const struct sp_server *s,
+			  const char *extra, uint64_t v)
+{
+	sp_text_printf(t, "%s{upstream=\"", name);
+	sp_text_label(t, s->up->conf->name);
+	sp_text_printf(t, "\",server=\"");
+	sp_text_label(t, s->conf->address.text);
+	sp_text_printf(t, "\"%s%s} %llu\n", extra ? "," : "", extra ? extra : "",
+		       (unsigned long long)v);
+}
+
+static const struct {
+	const char *name, *type, *help;
+	size_t off;
+} server_families[] = {
+#define S(n, ty, h, f) { "spargiod_upstream_server_" n, ty, h, offsetof(struct sp_server_figures, f) }
+	S("active_connections", "gauge", "Connections to the server open or being made.", active),
+	S("connections_total", "counter", "Connections to the server established.", total),
+	S("connect_failures_total", "counter", "Connections to the server that failed.",
+	  connect_failures),
+#undef S
+};
+
+/* Every server of every pool of a generation. */
+#define EACH_SERVER(set, s)                                                                    \
+	for (size_t u_ = 0; (set) && u_ < (set)->n; u_++)                                      \
+		for (const struct sp_server *s = (set)->v[u_].servers;                         \
+		     s < (set)->v[u_].servers + (set)->v[u_].n_servers; s++)
+
+static void upstreams(struct sp_text *t, const struct sp_gen *gen)
+{
+	static const char *const states[] = { "up", "down", "disabled" };
+	struct sp_server_figures f;
+	family(t, "spargiod_upstream_server_state", "gauge",
+	       "1 for the server's state (up, down: failed checks or connects, disabled).");
+	EACH_SERVER(gen->upstreams, s) {
+		sp_figures_server(s, &f);
+		for (unsigned k = 0; k < 3; k++) {
+			char extra[32];
+			snprintf(extra, sizeof(extra), "state=\"%s\"", states[k]);
+			server_sample(t, "spargiod_upstream_server_state", s, extra,
+				      strcmp(f.state, states[k]) == 0);
+		}
+	}
+	for (size_t k = 0; k < sizeof(server_families) / sizeof(server_families[0]); k++) {
+		family(t, server_families[k].name, server_families[k].type, server_families[k].help);
+		EACH_SERVER(gen->upstreams, s) {
+			sp_figures_server(s, &f);
+			server_sample(t, server_families[k].name, s, NULL,
+				      *(const uint64_t *)((const char *)&f + server_families[k].off));
+		}
+	}
+	family(t, "spargiod_upstream_server_checks_total", "counter",
+	       "Health checks of the server, by result.");
+	EACH_SERVER(gen->upstreams, s) {
+		sp_figures_server(s, &f);
+		server_sample(t, "spargiod_upstream_server_checks_total", s, "result=\"ok\"",
+			      f.checks_ok);
+		server_sample(t, "spargiod_upstream_server_checks_total", s, "result=\"failed\"",
+			      f.checks_failed);
+	}
+}
+
 static const struct {
 	const char *name, *type, *help;
 	size_t off;
@@ -254,6 +319,7 @@ void sp_metrics_text(struct sp_text *t, const struct sp_gen *gen, struct sp_engi
 	sp_text_printf(t, "spargiod_generation %u\n", gen->number);
 	listeners(t, gen);
 	routes(t, gen);
+	upstreams(t, gen);
 	if (eng)
 		shards(t, eng);
 }

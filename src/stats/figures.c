@@ -5,6 +5,7 @@
 #include "net/listener.h"
 #include "pipeline/pipeline.h"
 #include "stats/figures.h"
+#include "upstream/upstream.h"
 
 #define LOAD(x) atomic_load_explicit(&(x), memory_order_relaxed)
 
@@ -53,6 +54,16 @@ void sp_figures_route(const struct sp_route *r, unsigned nshards, struct sp_rout
 		f->bytes_out += LOAD(c->bytes_out);
 	}
 	f->active = open_now(f->sessions, closed);
+}
+
+void sp_figures_server(const struct sp_server *s, struct sp_server_figures *f)
+{
+	f->state = sp_server_state(s);
+	f->active = LOAD(s->active);
+	f->total = LOAD(s->total);
+	f->connect_failures = LOAD(s->connect_failures);
+	f->checks_ok = LOAD(s->checks_ok);
+	f->checks_failed = LOAD(s->checks_failed);
 }
 
 void sp_figures_latency(const struct sp_histogram *h, unsigned n, struct sp_latency_figures *f)

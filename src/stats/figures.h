@@ -17,6 +17,7 @@
 
 struct sp_listener;
 struct sp_route;
+struct sp_server;
 
 struct sp_listener_figures {
 	uint64_t accepted, accept_errors;
@@ -34,6 +35,15 @@ struct sp_route_figures {
 
 /* A route's counters (one generation's route; a reload starts new ones). */
 void sp_figures_route(const struct sp_route *r, unsigned nshards, struct sp_route_figures *f);
+
+struct sp_server_figures {
+	const char *state; /* "up", "down" or "disabled" */
+	uint64_t active;   /* connections open or being connected */
+	uint64_t total, connect_failures, checks_ok, checks_failed;
+};
+
+/* An upstream server's live state (a generation's pools; reloads carry the state). */
+void sp_figures_server(const struct sp_server *s, struct sp_server_figures *f);
 
 /* Bounds (us) of the cumulative buckets the metrics handler exports (`le`), all exact
  * edges of the histograms: 100us .. 1h, the usual Prometheus latency scale. */

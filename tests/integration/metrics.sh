@@ -1,16 +1,17 @@
 #!/bin/bash
 # metrics.sh - the metrics handler and the figures behind it, with real clients: after
-# known traffic (echo sessions, ACL and rate-limit refusals, a refusal at
+# known traffic (echo and proxied sessions, ACL and rate-limit refusals, a refusal at
 # max_connections) GET /metrics passes a strict Prometheus text checker (promcheck.py)
-# and agrees with `stats` number for number; percentiles are present and ordered and sit
-# in the histogram's buckets; per-listener counters move by exactly what was sent. HTTP:
-# 404, 405, HEAD, keep-alive and pipelining, a malformed request answered 400 and closed.
+# and agrees with `stats` number for number, upstream servers included; percentiles are
+# present, ordered and inside the histogram's buckets; per-listener counters move by
+# exactly what was sent. HTTP: 404, 405, HEAD, keep-alive and pipelining, a malformed
+# request answered 400 and closed.
 . "$(dirname "$0")/lib.sh"
 ctl=${BUILDDIR:-.}/spargioctl
 sock=$tmp/control.sock
 check=$(dirname "$0")/promcheck.py
 
-pm=$(free_port); pe=$(free_port); pg=$(free_port); pr=$(free_port)
+pm=$(free_port); pe=$(free_port); pg=$(free_port); pr=$(free_port); pb=$(free_port); pf=$(free_port)
 write_conf() { # write_conf MAX_CONNECTIONS
 	cat >"$tmp/conf.yaml" <<CONF
 version: 1
@@ -18,16 +19,22 @@ engine: {shards: 2}
 control: {socket: "$sock"}
 log: {access_log: false}
 limits: {max_connections: $1}
+upstreams:
+  - {name: back, servers: [{address: "127.0.0.1:$pb"}]}
 listeners:
   - {name: prom, bind: "127.0.0.1:$pm", route: metrics}
   - {name: echo-in, bind: "127.0.0.1:$pe", route: echo}
   - {name: guarded, bind: "127.0.0.1:$pg", route: guarded}
   - {name: limited, bind: "127.0.0.1:$pr", route: limited}
+  - {name: backend, bind: "127.0.0.1:$pb", route: backend}
+  - {name: front, bind: "127.0.0.1:$pf", route: proxied}
 routes:
   - {name: metrics, pipeline: [{metrics: {}}]}
   - {name: echo, placement: round_robin, pipeline: [{echo: {}}]}
   - {name: guarded, pipeline: [{acl: {deny: ["127.0.0.0/8"]}}, {echo: {}}]}
   - {name: limited, pipeline: [{rate_limit: {per_source: 1/m, burst: 2}}, {echo: {}}]}
+  - {name: backend, pipeline: [{echo: {}}]}
+  - {name: proxied, pipeline: [{proxy: {upstream: back}}]}
 CONF
 }
 write_conf 100
@@ -43,6 +50,7 @@ scrape() { curl -sS --max-time 5 "http://127.0.0.1:$pm/metrics"; }
 
 # known traffic
 "$load" --connect 127.0.0.1:$pe --conns 200 --concurrency 4 --size 500 >/dev/null || fail "echo load"
+"$load" --connect 127.0.0.1:$pf --conns 20 --concurrency 2 --size 100 >/dev/null || fail "proxied load"
 for _ in 1 2 3; do echo_ok TCP4:127.0.0.1:$pg && fail "acl let a client through"; done
 passed=0
 for _ in 1 2 3 4 5; do echo_ok TCP4:127.0.0.1:$pr && passed=$((passed + 1)); done
@@ -104,6 +112,18 @@ for s in st["shards"]:  # counters only grow: the scrape came after stats
         if m[key] < s[f]:
             sys.exit(f"{key}: {m[key]} below stats' {s[f]}")
 need("spargiod_generation{}", st["generation"])
+def key(name, **labels):
+    return name + "{" + ",".join(f'{k}="{lab(v)}"' for k, v in sorted(labels.items())) + "}"
+for u in st["upstreams"]:
+    for s in u["servers"]:
+        sv = {"upstream": u["name"], "server": s["address"]}
+        need(key("spargiod_upstream_server_active_connections", **sv), s["active"])
+        need(key("spargiod_upstream_server_connections_total", **sv), s["total"])
+        need(key("spargiod_upstream_server_connect_failures_total", **sv), s["connect_failures"])
+        need(key("spargiod_upstream_server_checks_total", result="ok", **sv), s["checks_ok"])
+        need(key("spargiod_upstream_server_checks_total", result="failed", **sv), s["checks_failed"])
+        for state in ("up", "down", "disabled"):
+            need(key("spargiod_upstream_server_state", state=state, **sv), int(s["state"] == state))
 PY
 
 # exact figures, and percentiles present and ordered
@@ -121,6 +141,8 @@ L() { jget "$st" "[l for l in j['listeners'] if l['name']=='$1'][0]['$2']"; }
 	[ "$(L guarded accepted)" = 3 ] || fail "guarded listener: $st"
 [ "$(L limited refused_rate_limit)" = 3 ] && [ "$(L limited refused_acl)" = 0 ] || fail "limited: $st"
 [ "$(L echo-in refused_limit)" = 0 ] || fail "refused_limit before any limit: $st"
+[ "$(jget "$st" '[(s["total"], s["state"]) for s in j["upstreams"][0]["servers"]]')" = "[(20, 'up')]" ] ||
+	fail "upstream server: $st"
 grep -q '^spargiod_listener_refused_total{listener="guarded",reason="acl"} 3$' "$tmp/m1" ||
 	fail "no refused line: $(grep refused "$tmp/m1")"
 
@@ -181,4 +203,4 @@ wait_until 5 eval 'scrape 2>/dev/null | grep -q "^spargiod_listener_refused_tota
 
 stop_daemon TERM
 [ "$rc" = 0 ] || fail "exit status $rc"
-echo "PASS: metrics (strict Prometheus text equal to stats, percentiles in their buckets, refused acl/rate_limit/limit exact, 404/405/HEAD/keep-alive/pipelining/400)"
+echo "PASS: metrics (strict Prometheus text equal to stats incl. upstream servers, percentiles in their buckets, refused acl/rate_limit/limit exact, 404/405/HEAD/keep-alive/pipelining/400)"
