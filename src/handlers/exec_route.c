@@ -205,6 +205,12 @@ int exec_route_init(struct exec_route *r, const struct sp_conf_exec *c, unsigned
 		return ret;
 	limits(r, c);
 	exec_queue_init(&r->q, c, nshards);
+	/* the fallback for kernels before 6.7, on demand (tests, a misbehaving WAITID) */
+	if (getenv("SPARGIOD_EXEC_POLL_PIDFD")) {
+		atomic_store(&r->no_waitid, true);
+		sp_log(SP_LOG_INFO, "exec %s: SPARGIOD_EXEC_POLL_PIDFD: exits seen by polling pidfds",
+		       c->argv[0]);
+	}
 	return 0;
 }
 

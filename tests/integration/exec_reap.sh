@@ -1,7 +1,8 @@
 #!/bin/bash
 # exec_reap.sh - 2,000 connections, each its own /bin/cat, half through the connection
 # itself and half through the relay: every one echoed, every child reaped (no zombie in
-# /proc), no descriptor or thread left behind in the daemon.
+# /proc), no descriptor or thread left behind in the daemon. Then 1,000 more with the
+# exits seen through the poll fallback instead of IORING_OP_WAITID.
 . "$(dirname "$0")/lib.sh"
 
 p_sock=$(free_port) p_pipe=$(free_port)
@@ -43,4 +44,18 @@ wait_until 5 eval '[ "$(ls /proc/'"$pid"'/fd | wc -l)" -le '"$fds_before"' ]' ||
 
 stop_daemon TERM
 [ "$rc" = 0 ] || fail "exit status $rc"
-echo "PASS: exec reaping ($((2 * n)) connections and children, no zombie, no fd left)"
+
+# The same with the exits seen by a poll on the pidfd and waitid(WNOHANG), the path of
+# kernels without IORING_OP_WAITID.
+log=$tmp/log.poll
+start_daemon "$tmp/conf.yaml" SPARGIOD_EXEC_POLL_PIDFD=1
+log_has "exits seen by polling pidfds" || fail "the poll fallback was not chosen"
+for p in $p_sock $p_pipe; do
+	timeout 170 "$load" --connect 127.0.0.1:$p --conns $((n / 2)) --concurrency 8 --size 16 \
+		--max-seconds 160 >"$tmp/load.$p" || fail "poll fallback, port $p: $(cat "$tmp/load.$p")"
+done
+wait_until 10 eval '[ -z "$(ps --ppid '"$pid"' -o pid=)" ]' ||
+	fail "poll fallback: children left: $(ps --ppid "$pid" -o pid=,stat=,args= | head)"
+stop_daemon TERM
+[ "$rc" = 0 ] || fail "exit status $rc"
+echo "PASS: exec reaping ($((2 * n)) connections and children, no zombie, no fd left; $n more through the pidfd poll fallback)"
