@@ -297,10 +297,6 @@ static void files_release(struct sp_session *s)
 {
 	struct files_session *f = (struct files_session *)s;
 	files_release_file(f);
-	if (f->pipe[0] >= 0) {
-		close(f->pipe[0]);
-		close(f->pipe[1]);
-	}
 	free(f->in);
 	free(f->out);
 	free(f->chunk);
@@ -362,8 +358,6 @@ static int files_init(struct sp_stage *st, unsigned nshards, char *err, size_t e
 	if (conf->cache_control)
 		snprintf(fs->cache_control, sizeof(fs->cache_control), "Cache-Control: %.200s\r\n",
 			 conf->cache_control);
-	/* read+send measured faster than splice on loopback (README, scripts/bench/files) */
-	fs->splice = conf->splice == SP_SPLICE_ON;
 	/* a few ticks per shortest timeout: deadlines are met within a quarter of them */
 	uint64_t shortest = min_u64(min_u64(conf->header_timeout_ms, conf->keepalive_timeout_ms),
 				    min_u64(conf->send_timeout_ms, FILES_LINGER_NS / MS));

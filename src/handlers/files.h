@@ -3,7 +3,8 @@
  * files.h - the `files` handler's insides, shared by its files (not by other modules):
  *   files.c        stage init, the request loop: read, parse, dispatch, finish, timeouts
  *   files_open.c   from a path to an open regular file: cache, openat2, statx, index
- *   files_send.c   response heads, error answers, bodies (one send, read+send, splice)
+ *   files_send.c   response heads, error answers, small bodies (one send)
+ *   files_body.c   large bodies: read+send or splice, overlapped
  *   files_cache.c  the per-shard open-file cache
  *   files_index.c  autoindex listings, built on a helper thread
  *
@@ -25,7 +26,9 @@
 
 #define FILES_CONTENT_MAX (64 * 1024) /* bodies up to this are sent with the head, cached */
 #define FILES_CHUNK (256 * 1024)      /* read+send buffer for larger bodies */
-#define FILES_PIPE_SIZE (256 * 1024)  /* splice pipe */
+#define FILES_PIPE_SIZE (1024 * 1024) /* splice pipe, per large body */
+#define FILES_PIPE_MIN (256 * 1024)   /* smaller: read+send instead */
+#define FILES_SPLICE_MAX (16u << 20)  /* splice: auto splices bodies up to this */
 #define FILES_HEAD_MAX 1024           /* a response head */
 #define FILES_PATH_MAX 4096
 #define FILES_LINGER_NS (2ull * 1000000000) /* reading what a closed-on client still sends */
@@ -90,7 +93,6 @@ struct files_stage {
 	unsigned nshards;
 	char cache_control[256];    /* "Cache-Control: ...\r\n" or "" */
 	bool access_log;
-	bool splice;                /* large bodies by splice */
 	uint64_t tick_ns;           /* watchdog period */
 };
 
@@ -148,10 +150,17 @@ struct files_session {
 	size_t listing_len;
 	struct iovec iov[2], *iov_cur;
 	struct msghdr msg;
-	int send_next;               /* what follows the send in flight (files_send.c) */
-	size_t chunk_fill;           /* head bytes before the chunk read in f->chunk */
+	struct files_half {          /* read+send: one half of chunk (files_body.c) */
+		char *buf;
+		size_t len, off;
+		int state;
+	} half[2];
+	unsigned read_idx, send_idx;
+	size_t head_off;             /* splice: head bytes sent */
+	size_t pipe_size;
 	uint64_t range_size;         /* for a 416's Content-Range */
-	int pipe[2];                 /* splice, created on first use */
+	int pipe[2];                 /* splice: this body's pipe, or -1 */
+	bool sock_nonblock;          /* O_NONBLOCK set (the first splice did) */
 	size_t pipe_bytes;           /* spliced in, not yet out */
 };
 
@@ -175,6 +184,10 @@ void files_respond_listing(struct files_session *f);
 void files_release_file(struct files_session *f);
 size_t files_status_line(char *p, int status);
 void files_meta_from_statx(struct files_meta *m, const struct statx *stx, const char *mime);
+
+/* files_body.c: send f->head and body_left bytes at body_off, then files_finish */
+void files_body_start(struct files_session *f);
+void files_close_pipe(struct files_session *f);
 
 /* files_index.c: f->path is a directory without an index: a listing or a 403 */
 void files_autoindex_or_forbid(struct files_session *f);

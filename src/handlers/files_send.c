@@ -7,10 +7,7 @@
  * Bodies, by size:
  *   cached content (files up to FILES_CONTENT_MAX): one sendmsg of [head, content]
  *   up to FILES_CONTENT_MAX: one read after the head in the session's buffer, one send
- *   larger: read into a 256 KiB buffer and send, in turn (the head goes with the first
- *           chunk), or with `splice: on`, splice file -> pipe -> socket.
- * On this machine's loopback read+send moved a 1 GiB file faster than splice and
- * sendfile did (README, scripts/bench/files), so `auto` reads and sends.
+ *   larger: files_body.c (read+send or splice, overlapped)
  * A file that shrinks under us ends the connection: its Content-Length was promised.
  */
 #include <errno.h>
@@ -26,8 +23,6 @@
 #include "handlers/files.h"
 
 #define MS 1000000ull
-
-enum { NEXT_FINISH, NEXT_READ_CHUNK, NEXT_SPLICE_IN };
 
 /* ------------------------------------------------------------------------------------ */
 /* Heads                                                                                 */
@@ -123,9 +118,8 @@ static void submit_msg(struct files_session *f)
 	sp_op_submit(&f->send_op, sqe);
 }
 
-/* Send a[0..an) then b[0..bn) (bn may be 0); then `next`. */
-static void send2(struct files_session *f, const void *a, size_t an, const void *b, size_t bn,
-		  int next)
+/* Send a[0..an) then b[0..bn) (bn may be 0); then the request is done. */
+static void send2(struct files_session *f, const void *a, size_t an, const void *b, size_t bn)
 {
 	f->iov[0] = (struct iovec){ (void *)a, an };
 	f->iov[1] = (struct iovec){ (void *)b, bn };
@@ -133,41 +127,7 @@ static void send2(struct files_session *f, const void *a, size_t an, const void 
 	f->iov_cur = f->iov;
 	f->msg.msg_iov = f->iov;
 	f->msg.msg_iovlen = bn ? 2 : 1;
-	f->send_next = next;
 	submit_msg(f);
-}
-
-static int body_fd(struct files_session *f)
-{
-	return f->entry ? files_entry_fd(f->entry) : f->fd;
-}
-
-static void on_read_chunk(struct sp_op *op, int res, uint32_t flags);
-static void on_splice_in(struct sp_op *op, int res, uint32_t flags);
-
-/* Read the next chunk of a large body after `fill` bytes already in f->chunk. */
-static void read_chunk(struct files_session *f, size_t fill)
-{
-	size_t n = FILES_CHUNK - fill;
-	if (n > f->body_left)
-		n = (size_t)f->body_left;
-	f->chunk_fill = fill;
-	f->file_op.fn = on_read_chunk;
-	struct io_uring_sqe *sqe = sp_sqe();
-	io_uring_prep_read(sqe, body_fd(f), f->chunk + fill, (unsigned)n, f->body_off);
-	sp_op_submit(&f->file_op, sqe);
-}
-
-static void splice_in(struct files_session *f)
-{
-	size_t n = FILES_PIPE_SIZE;
-	if (n > f->body_left)
-		n = (size_t)f->body_left;
-	f->file_op.fn = on_splice_in;
-	struct io_uring_sqe *sqe = sp_sqe();
-	io_uring_prep_splice(sqe, body_fd(f), (int64_t)f->body_off, f->pipe[1], -1,
-			     (unsigned)n, 0);
-	sp_op_submit(&f->file_op, sqe);
 }
 
 static void on_sent(struct sp_op *op, int res, uint32_t flags)
@@ -207,16 +167,7 @@ static void on_sent(struct sp_op *op, int res, uint32_t flags)
 		submit_msg(f);
 		return;
 	}
-	switch (f->send_next) {
-	case NEXT_READ_CHUNK:
-		read_chunk(f, 0);
-		break;
-	case NEXT_SPLICE_IN:
-		splice_in(f);
-		break;
-	default:
-		files_finish(f);
-	}
+	files_finish(f);
 }
 
 static void on_read_small(struct sp_op *op, int res, uint32_t flags)
@@ -234,80 +185,7 @@ static void on_read_small(struct sp_op *op, int res, uint32_t flags)
 	if (f->entry && f->body_off == 0 && f->body_left == f->meta.size &&
 	    f->entry_cache == files_my_cache(f))
 		files_cache_set_content(f->entry_cache, f->entry, body, (size_t)f->body_left);
-	send2(f, f->out, f->head_len_out + (size_t)f->body_left, NULL, 0, NEXT_FINISH);
-}
-
-static void on_read_chunk(struct sp_op *op, int res, uint32_t flags)
-{
-	struct files_session *f = sp_container_of(op, struct files_session, file_op);
-	(void)flags;
-	if (f->closing)
-		return;
-	if (res <= 0) {
-		files_fail(f, res == -ECANCELED ? "stopped" : res < 0 ? "read error" : "file changed");
-		return;
-	}
-	f->body_off += (unsigned)res;
-	f->body_left -= (unsigned)res;
-	send2(f, f->chunk, f->chunk_fill + (size_t)res, NULL, 0,
-	      f->body_left ? NEXT_READ_CHUNK : NEXT_FINISH);
-}
-
-static void on_splice_out(struct sp_op *op, int res, uint32_t flags)
-{
-	struct files_session *f = sp_container_of(op, struct files_session, send_op);
-	(void)flags;
-	if (f->closing)
-		return;
-	if (res <= 0) {
-		files_fail(f, res == -ECANCELED ? "stopped" : "send error");
-		return;
-	}
-	f->bytes_sent += (unsigned)res;
-	f->s.bytes_out += (unsigned)res;
-	f->pipe_bytes -= (size_t)res;
-	if (f->pipe_bytes) {
-		struct io_uring_sqe *sqe = sp_sqe();
-		io_uring_prep_splice(sqe, f->pipe[0], -1, f->s.fd, -1, (unsigned)f->pipe_bytes, 0);
-		sp_op_submit(&f->send_op, sqe);
-		files_set_deadline(f, PH_SEND, f->fs->conf->send_timeout_ms * MS);
-	} else if (f->body_left) {
-		splice_in(f);
-	} else {
-		files_finish(f);
-	}
-}
-
-static void on_splice_in(struct sp_op *op, int res, uint32_t flags)
-{
-	struct files_session *f = sp_container_of(op, struct files_session, file_op);
-	(void)flags;
-	if (f->closing)
-		return;
-	if (res <= 0) {
-		files_fail(f, res == -ECANCELED ? "stopped" : res < 0 ? "read error" : "file changed");
-		return;
-	}
-	f->body_off += (unsigned)res;
-	f->body_left -= (unsigned)res;
-	f->pipe_bytes = (size_t)res;
-	files_set_deadline(f, PH_SEND, f->fs->conf->send_timeout_ms * MS);
-	f->send_op.fn = on_splice_out;
-	struct io_uring_sqe *sqe = sp_sqe();
-	io_uring_prep_splice(sqe, f->pipe[0], -1, f->s.fd, -1, (unsigned)f->pipe_bytes, 0);
-	sp_op_submit(&f->send_op, sqe);
-}
-
-static bool make_pipe(struct files_session *f)
-{
-	if (f->pipe[0] >= 0)
-		return true;
-	if (pipe2(f->pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
-		f->pipe[0] = f->pipe[1] = -1;
-		return false;
-	}
-	(void)fcntl(f->pipe[1], F_SETPIPE_SZ, FILES_PIPE_SIZE); /* best effort */
-	return true;
+	send2(f, f->out, f->head_len_out + (size_t)f->body_left, NULL, 0);
 }
 
 /* The head is in f->head[0..head_len_out); the body is body_left bytes at body_off. */
@@ -315,33 +193,25 @@ static void start_body(struct files_session *f)
 {
 	size_t hl = f->head_len_out;
 	if (!f->body_left) {
-		send2(f, f->head, hl, NULL, 0, NEXT_FINISH);
+		send2(f, f->head, hl, NULL, 0);
 		return;
 	}
 	const char *content = f->entry ? files_entry_content(f->entry) : NULL;
 	if (content) {
-		send2(f, f->head, hl, content + f->body_off, (size_t)f->body_left, NEXT_FINISH);
+		send2(f, f->head, hl, content + f->body_off, (size_t)f->body_left);
 		return;
 	}
 	if (f->body_left <= FILES_CONTENT_MAX) {
 		memcpy(f->out, f->head, hl);
 		f->file_op.fn = on_read_small;
 		struct io_uring_sqe *sqe = sp_sqe();
-		io_uring_prep_read(sqe, body_fd(f), f->out + hl, (unsigned)f->body_left,
+		io_uring_prep_read(sqe, f->entry ? files_entry_fd(f->entry) : f->fd, f->out + hl,
+				   (unsigned)f->body_left,
 				   f->body_off);
 		sp_op_submit(&f->file_op, sqe);
 		return;
 	}
-	if (f->fs->splice && make_pipe(f)) {
-		send2(f, f->head, hl, NULL, 0, NEXT_SPLICE_IN);
-		return;
-	}
-	if (!f->chunk && !(f->chunk = malloc(FILES_CHUNK))) {
-		files_fail(f, "out of memory");
-		return;
-	}
-	memcpy(f->chunk, f->head, hl);
-	read_chunk(f, hl);
+	files_body_start(f);
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -447,7 +317,7 @@ static void respond_text(struct files_session *f, int status, const char *extra,
 	bool head_only = f->head_len > 0 && f->req.method == SP_HTTP_HEAD;
 	memcpy(f->out, f->head, f->head_len_out);
 	memcpy(f->out + f->head_len_out, body, (size_t)bl);
-	send2(f, f->out, f->head_len_out + (head_only ? 0 : (size_t)bl), NULL, 0, NEXT_FINISH);
+	send2(f, f->out, f->head_len_out + (head_only ? 0 : (size_t)bl), NULL, 0);
 }
 
 void files_respond_error(struct files_session *f, int status, bool close_after)
@@ -520,12 +390,21 @@ void files_respond_listing(struct files_session *f)
 	put_connection(f, &w);
 	f->head_len_out = (size_t)(w.p - f->head);
 	bool head_only = f->req.method == SP_HTTP_HEAD;
-	send2(f, f->head, f->head_len_out, f->listing, head_only ? 0 : f->listing_len,
-	      NEXT_FINISH);
+	send2(f, f->head, f->head_len_out, f->listing, head_only ? 0 : f->listing_len);
+}
+
+void files_close_pipe(struct files_session *f)
+{
+	if (f->pipe[0] >= 0) {
+		close(f->pipe[0]);
+		close(f->pipe[1]);
+	}
+	f->pipe[0] = f->pipe[1] = -1;
 }
 
 void files_release_file(struct files_session *f)
 {
+	files_close_pipe(f);
 	if (f->entry)
 		files_entry_put(f->entry);
 	f->entry = NULL;

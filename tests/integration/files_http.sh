@@ -12,7 +12,8 @@ port=$(free_port)
 mkdir -p "$tmp/www"
 echo "hello" >"$tmp/www/index.html"
 echo "plain text" >"$tmp/www/a.txt"
-truncate -s 64M "$tmp/www/big.bin"
+truncate -s 64M "$tmp/www/big.bin"   # read+send
+head -c 8M /dev/zero >"$tmp/www/mid.bin" # spliced
 cat >"$tmp/conf.yaml" <<CONF
 version: 1
 control: {socket: "$tmp/control.sock"}
@@ -93,6 +94,11 @@ printf 'GET /big.bin HTTP/1.1\r\nHost: h\r\n\r\n' | raw --rcvbuf 4096 --hold 4 -
 reader=$!
 started_pids+=("$reader")
 wait_until 8 log_has 'end=send timeout' || fail "a stalled reader was not dropped"
+wait "$reader" 2>/dev/null
+printf 'GET /mid.bin HTTP/1.1\r\nHost: h\r\n\r\n' | raw --rcvbuf 4096 --hold 4 --timeout 5 >/dev/null &
+reader=$!
+started_pids+=("$reader")
+wait_until 8 eval '[ "$(log_count "end=send timeout")" -ge 2 ]' || fail "a stalled reader of a spliced body was not dropped"
 wait "$reader" 2>/dev/null
 
 # the access log: one line per request, with method, path, status, bytes, duration

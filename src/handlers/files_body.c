@@ -1,0 +1,303 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * files_body.c - bodies larger than FILES_CONTENT_MAX, moved with the file read and the
+ * socket write overlapping, so the socket never waits for the disk side nor the other
+ * way round. One op of each kind in flight at a time: file_op reads (or splices in),
+ * send_op sends (or splices out), and sends go out in file order.
+ *
+ *   read+send  two halves of a FILES_CHUNK buffer: one is read into while the other is
+ *              sent. The head goes out with the first half.
+ *   splice     file -> pipe -> socket: splices in while the pipe has room, out while it
+ *              holds bytes; the kernel moves page references, no copy on our side.
+ *              (IORING_OP_SPLICE always runs on io_uring's worker threads: a big pipe
+ *              keeps those hand-offs few.)
+ *
+ * A read or splice that finds the file shorter than promised ends the connection: the
+ * Content-Length is already out.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "handlers/files.h"
+
+#define HALF (FILES_CHUNK / 2)
+#define MS 1000000ull
+
+enum { FREE, READING, READY, SENDING };
+
+static int body_fd(struct files_session *f)
+{
+	return f->entry ? files_entry_fd(f->entry) : f->fd;
+}
+
+static void send_progress(struct files_session *f)
+{
+	files_set_deadline(f, PH_SEND, f->fs->conf->send_timeout_ms * MS);
+}
+
+static const char *why(int res)
+{
+	return res == -ECANCELED ? "stopped" : res < 0 ? "io error" : "file changed";
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* read+send                                                                             */
+
+static void rw_kick(struct files_session *f);
+
+static void on_rw_read(struct sp_op *op, int res, uint32_t flags)
+{
+	struct files_session *f = sp_container_of(op, struct files_session, file_op);
+	(void)flags;
+	if (f->closing)
+		return;
+	struct files_half *h = &f->half[f->read_idx];
+	if (res <= 0) {
+		files_fail(f, why(res));
+		return;
+	}
+	h->len += (size_t)res;
+	h->state = READY;
+	f->body_off += (unsigned)res;
+	f->body_left -= (unsigned)res;
+	f->read_idx ^= 1;
+	rw_kick(f);
+}
+
+static void on_rw_sent(struct sp_op *op, int res, uint32_t flags)
+{
+	struct files_session *f = sp_container_of(op, struct files_session, send_op);
+	(void)flags;
+	if (f->closing)
+		return;
+	struct files_half *h = &f->half[f->send_idx];
+	if (res <= 0) {
+		files_fail(f, res == -ECANCELED ? "stopped" : "send error");
+		return;
+	}
+	f->bytes_sent += (unsigned)res;
+	f->s.bytes_out += (unsigned)res;
+	h->off += (size_t)res;
+	send_progress(f);
+	if (h->off < h->len) { /* a short send: the rest first */
+		struct io_uring_sqe *sqe = sp_sqe();
+		io_uring_prep_send(sqe, f->s.fd, h->buf + h->off, h->len - h->off, MSG_NOSIGNAL);
+		sp_op_submit(&f->send_op, sqe);
+		return;
+	}
+	h->state = FREE;
+	h->len = h->off = 0;
+	f->send_idx ^= 1;
+	rw_kick(f);
+}
+
+/* Start what can start: the next read into a free half, the next send of a ready one. */
+static void rw_kick(struct files_session *f)
+{
+	struct files_half *r = &f->half[f->read_idx], *s = &f->half[f->send_idx];
+	if (!sp_op_busy(&f->file_op) && f->body_left && r->state == FREE) {
+		size_t n = HALF - r->len; /* the first half may hold the head already */
+		if (n > f->body_left)
+			n = (size_t)f->body_left;
+		r->state = READING;
+		struct io_uring_sqe *sqe = sp_sqe();
+		io_uring_prep_read(sqe, body_fd(f), r->buf + r->len, (unsigned)n, f->body_off);
+		sp_op_submit(&f->file_op, sqe);
+	}
+	if (!sp_op_busy(&f->send_op) && s->state == READY) {
+		s->state = SENDING;
+		struct io_uring_sqe *sqe = sp_sqe();
+		io_uring_prep_send(sqe, f->s.fd, s->buf, s->len, MSG_NOSIGNAL);
+		sp_op_submit(&f->send_op, sqe);
+	}
+	if (!sp_op_busy(&f->file_op) && !sp_op_busy(&f->send_op) && !f->body_left)
+		files_finish(f);
+}
+
+static void rw_start(struct files_session *f)
+{
+	if (!f->chunk && !(f->chunk = malloc(FILES_CHUNK))) {
+		files_fail(f, "out of memory");
+		return;
+	}
+	f->half[0] = (struct files_half){ .buf = f->chunk, .len = f->head_len_out };
+	f->half[1] = (struct files_half){ .buf = f->chunk + HALF };
+	memcpy(f->chunk, f->head, f->head_len_out);
+	f->read_idx = f->send_idx = 0;
+	f->file_op.fn = on_rw_read;
+	f->send_op.fn = on_rw_sent;
+	send_progress(f);
+	rw_kick(f);
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* splice                                                                                */
+
+static void splice_kick(struct files_session *f);
+static void on_splice_out(struct sp_op *op, int res, uint32_t flags);
+
+static void on_splice_in(struct sp_op *op, int res, uint32_t flags)
+{
+	struct files_session *f = sp_container_of(op, struct files_session, file_op);
+	(void)flags;
+	if (f->closing)
+		return;
+	if (res <= 0) {
+		files_fail(f, why(res));
+		return;
+	}
+	f->body_off += (unsigned)res;
+	f->body_left -= (unsigned)res;
+	f->pipe_bytes += (size_t)res;
+	splice_kick(f);
+}
+
+static void on_writable(struct sp_op *op, int res, uint32_t flags)
+{
+	struct files_session *f = sp_container_of(op, struct files_session, send_op);
+	(void)flags;
+	if (f->closing)
+		return;
+	if (res < 0) {
+		files_fail(f, res == -ECANCELED ? "stopped" : "send error");
+		return;
+	}
+	f->send_op.fn = on_splice_out;
+	splice_kick(f);
+}
+
+static void on_splice_out(struct sp_op *op, int res, uint32_t flags)
+{
+	struct files_session *f = sp_container_of(op, struct files_session, send_op);
+	(void)flags;
+	if (f->closing)
+		return;
+	if (res == -EAGAIN) { /* the socket is full: wait for room, do not hold a worker */
+		f->send_op.fn = on_writable;
+		struct io_uring_sqe *sqe = sp_sqe();
+		io_uring_prep_poll_add(sqe, f->s.fd, POLLOUT);
+		sp_op_submit(&f->send_op, sqe);
+		return;
+	}
+	if (res <= 0) {
+		files_fail(f, res == -ECANCELED ? "stopped" : "send error");
+		return;
+	}
+	f->bytes_sent += (unsigned)res;
+	f->s.bytes_out += (unsigned)res;
+	f->pipe_bytes -= (size_t)res;
+	send_progress(f);
+	splice_kick(f);
+}
+
+static void on_head_sent(struct sp_op *op, int res, uint32_t flags)
+{
+	struct files_session *f = sp_container_of(op, struct files_session, send_op);
+	(void)flags;
+	if (f->closing)
+		return;
+	if (res <= 0) {
+		files_fail(f, res == -ECANCELED ? "stopped" : "send error");
+		return;
+	}
+	f->bytes_sent += (unsigned)res;
+	f->s.bytes_out += (unsigned)res;
+	f->head_off += (size_t)res;
+	if (f->head_off < f->head_len_out) {
+		struct io_uring_sqe *sqe = sp_sqe();
+		io_uring_prep_send(sqe, f->s.fd, f->head + f->head_off,
+				   f->head_len_out - f->head_off, MSG_NOSIGNAL | MSG_MORE);
+		sp_op_submit(&f->send_op, sqe);
+		return;
+	}
+	f->send_op.fn = on_splice_out;
+	splice_kick(f);
+}
+
+static void splice_kick(struct files_session *f)
+{
+	size_t room = f->pipe_size - f->pipe_bytes;
+	if (!sp_op_busy(&f->file_op) && f->body_left && room >= f->pipe_size / 4) {
+		size_t n = room < f->body_left ? room : (size_t)f->body_left;
+		struct io_uring_sqe *sqe = sp_sqe();
+		io_uring_prep_splice(sqe, body_fd(f), (int64_t)f->body_off, f->pipe[1], -1,
+				     (unsigned)n, 0);
+		sp_op_submit(&f->file_op, sqe);
+	}
+	/* the head first: the send op is the head's until it is out */
+	if (!sp_op_busy(&f->send_op) && f->head_off == f->head_len_out && f->pipe_bytes) {
+		struct io_uring_sqe *sqe = sp_sqe();
+		io_uring_prep_splice(sqe, f->pipe[0], -1, f->s.fd, -1, (unsigned)f->pipe_bytes, 0);
+		sp_op_submit(&f->send_op, sqe);
+	}
+	if (!sp_op_busy(&f->file_op) && !sp_op_busy(&f->send_op) && !f->body_left &&
+	    !f->pipe_bytes && f->head_off == f->head_len_out)
+		files_finish(f);
+}
+
+/* A pipe for this body only (closed with it): pipes count against a per-user budget
+ * (pipe-user-pages-soft), so idle keep-alive connections must not hold one. False when
+ * the kernel gives less than FILES_PIPE_MIN: read+send does better than a small pipe.
+ * The socket becomes non-blocking for good (io_uring's own sends and receives do not
+ * mind): a splice into a full socket then fails with EAGAIN, and we poll, instead of
+ * holding one of io_uring's worker threads for as long as the client reads slowly. */
+static bool make_pipe(struct files_session *f)
+{
+	if (!f->sock_nonblock) {
+		int fl = fcntl(f->s.fd, F_GETFL);
+		if (fl < 0 || fcntl(f->s.fd, F_SETFL, fl | O_NONBLOCK) < 0)
+			return false;
+		f->sock_nonblock = true;
+	}
+	if (pipe2(f->pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
+		f->pipe[0] = f->pipe[1] = -1;
+		return false;
+	}
+	int size = fcntl(f->pipe[1], F_SETPIPE_SZ, FILES_PIPE_SIZE);
+	if (size < 0)
+		size = fcntl(f->pipe[1], F_GETPIPE_SZ);
+	if (size < FILES_PIPE_MIN) {
+		files_close_pipe(f);
+		return false;
+	}
+	f->pipe_size = (size_t)size;
+	return true;
+}
+
+static void splice_start(struct files_session *f)
+{
+	f->pipe_bytes = 0;
+	f->head_off = 0;
+	f->file_op.fn = on_splice_in;
+	f->send_op.fn = on_head_sent;
+	send_progress(f);
+	struct io_uring_sqe *sqe = sp_sqe();
+	/* MSG_MORE: the head waits to share a segment with the body's first bytes */
+	io_uring_prep_send(sqe, f->s.fd, f->head, f->head_len_out, MSG_NOSIGNAL | MSG_MORE);
+	sp_op_submit(&f->send_op, sqe);
+	splice_kick(f); /* the first splice in goes along with the head */
+}
+
+/*
+ * Which way (measured with scripts/bench/files, README): splice moves no byte through
+ * our memory and, with a 1 MiB pipe, costs two ops per MiB: with many clients at once
+ * it serves 1 MiB files on much less CPU than read+send. A single long download goes
+ * faster with read+send on loopback, where our copy is still in the cache when the
+ * receiver copies it. So `auto` splices bodies up to FILES_SPLICE_MAX and reads and
+ * sends longer ones.
+ */
+void files_body_start(struct files_session *f)
+{
+	enum sp_files_splice mode = f->fs->conf->splice;
+	bool splice = mode == SP_SPLICE_ON ||
+		      (mode == SP_SPLICE_AUTO && f->body_left <= FILES_SPLICE_MAX);
+	if (splice && make_pipe(f))
+		splice_start(f);
+	else
+		rw_start(f);
+}
