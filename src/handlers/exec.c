@@ -84,7 +84,7 @@ static void log_fields(struct exec_session *e)
 		at += (size_t)snprintf(p + at, n - at, "%squeued_ms=%.3f", at ? " " : "",
 				       (double)((e->spawned_ns ? e->spawned_ns : sp_now_ns()) -
 						e->q_since_ns) / 1e6);
-	if (at < n && e->timed_out)
+	if (at < n && e->kill_stage) /* we signalled it: timeout or stop */
 		at += (size_t)snprintf(p + at, n - at, "%skilled=%s", at ? " " : "",
 				       e->kill_stage == 2 ? "KILL" : "TERM");
 	if (at < n && e->spawn_step)

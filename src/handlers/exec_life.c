@@ -172,33 +172,38 @@ void exec_life_start(struct exec_session *e)
 /* Engine stop                                                                           */
 
 /* Helper thread: wait for the exit until the deadline, then SIGKILL and wait again (a
- * killed process goes in microseconds; the bound only covers an unkillable one), reap. */
+ * killed process goes in microseconds; the bound only covers an unkillable one), reap.
+ * Returns 1 when SIGKILL was needed, 0 when SIGTERM was enough, or -errno. */
 static int reap_work(struct sp_job *job)
 {
 	struct exec_session *e = sp_container_of(job, struct exec_session, reap_job);
 	struct pollfd p = { .fd = e->pidfd, .events = POLLIN };
 	uint64_t now = sp_now_ns();
 	int wait_ms = now < e->stop_deadline_ns ? (int)((e->stop_deadline_ns - now) / 1000000) + 1 : 0;
+	int killed = 0;
 
 	if (poll(&p, 1, wait_ms) == 0) {
-		kill(-e->pid, SIGKILL);
+		kill(-e->pid, SIGKILL); /* not reaped yet: the group id is still ours */
+		killed = 1;
 		poll(&p, 1, 5000);
 	}
 	/* e->si only: the session reads it once this job's completion came back */
 	if (waitid((idtype_t)P_PIDFD, (id_t)e->pidfd, &e->si, WEXITED | WNOHANG) < 0)
 		return -errno;
-	return e->si.si_pid ? 0 : -ETIMEDOUT;
+	return e->si.si_pid ? killed : -ETIMEDOUT;
 }
 
 static void on_reaped_at_stop(struct sp_op *op, int res, uint32_t flags)
 {
 	struct exec_session *e = sp_container_of(op, struct exec_session, reap_job.op);
 
-	if (res < 0)
+	if (res < 0) {
 		sp_log(SP_LOG_ERR, "exec route %s: pid %d still running at stop: %s",
 		       e->s.route->conf->name, (int)e->pid, strerror(-res));
-	if (res < 0)
 		e->si.si_pid = 0; /* status unknown */
+	} else if (res == 1) {
+		e->kill_stage = 2;
+	}
 	e->exited = true;
 	e->exited_ns = sp_now_ns();
 	exec_queue_release(e);
@@ -232,9 +237,6 @@ const char *exec_status_str(const struct exec_session *e, char *buf, size_t n)
 	else if (e->si.si_code == CLD_EXITED)
 		snprintf(buf, n, "exit=%d", e->si.si_status);
 	else
-	{
-		const char *sig = sigabbrev_np(e->si.si_status);
-		snprintf(buf, n, "signal=%s", sig ? sig : "?");
-	}
+		snprintf(buf, n, "signal=%s", sigabbrev_np(e->si.si_status) ?: "?");
 	return buf;
 }

@@ -47,15 +47,17 @@ kill "$h1"
 wait_until 5 eval '[ "$(echo hi | timeout 5 socat -t 2 - TCP4:127.0.0.1:'"$p_ref"' 2>/dev/null)" = hi ]' ||
 	fail "no service once a slot was free"
 
-# the queue: two wait behind one running child and are served in order
+# the queue: two wait behind one running child and are served in order (children:
+# the refusal route's second holder, 1, and the queue route's holder)
+wait_until 5 eval '[ "$(children)" = 1 ]' || fail "children left: $(children)"
 hold $p_q
 hq=$last_hold
-wait_until 5 eval '[ "$(children)" -ge 2 ]' || fail "queue route holder has no child"
-(echo A | timeout 10 socat -t 1 - TCP4:127.0.0.1:$p_q >"$tmp/A"; date +%s%N >"$tmp/A.t") &
+wait_until 5 eval '[ "$(children)" = 2 ]' || fail "queue route holder has no child"
+(echo A | timeout 20 socat -t 10 - TCP4:127.0.0.1:$p_q >"$tmp/A") &
 started_pids+=($!)
 wa=$!
 sleep 0.3
-(echo B | timeout 10 socat -t 1 - TCP4:127.0.0.1:$p_q >"$tmp/B"; date +%s%N >"$tmp/B.t") &
+(echo BB | timeout 20 socat -t 10 - TCP4:127.0.0.1:$p_q >"$tmp/B") &
 started_pids+=($!)
 wb=$!
 sleep 0.3
@@ -65,16 +67,20 @@ wait_until 5 log_has "route=queue .*end=max_instances" || fail "no refusal with 
 [ -s "$tmp/A" ] && fail "a queued connection was served while the slot was taken"
 kill "$hq"
 wait "$wa" "$wb"
-[ "$(cat "$tmp/A")" = A ] && [ "$(cat "$tmp/B")" = B ] || fail "queued connections not served: A='$(cat "$tmp/A")' B='$(cat "$tmp/B")'"
+[ "$(cat "$tmp/A")" = A ] && [ "$(cat "$tmp/B")" = BB ] || fail "queued connections not served: A='$(cat "$tmp/A")' B='$(cat "$tmp/B")'"
 wait_until 5 eval '[ "$(grep -c "route=queue .*queued_ms=" "$log")" = 2 ]' ||
 	fail "not 2 access lines with queued_ms"
-# FIFO: A came first, so A is served (and done) before B gets the slot
-[ "$(cat "$tmp/A.t")" -lt "$(cat "$tmp/B.t")" ] || fail "the queue did not serve A before B"
+# FIFO: A came first, so its child was spawned first (pids grow; A sent 2 bytes, B 3)
+pid_a=$(grep -o "route=queue .* in=2 .*queued_ms=" "$log" | grep -o "pid=[0-9]*" | cut -d= -f2)
+pid_b=$(grep -o "route=queue .* in=3 .*queued_ms=" "$log" | grep -o "pid=[0-9]*" | cut -d= -f2)
+[ -n "$pid_a" ] && [ -n "$pid_b" ] && [ "$pid_a" -lt "$pid_b" ] ||
+	fail "the queue did not start A (pid '$pid_a') before B (pid '$pid_b')"
 
 # queue_timeout: a waiter is closed after 2 s
+wait_until 5 eval '[ "$(children)" = 1 ]' || fail "children left: $(children)"
 hold $p_q
 hq=$last_hold
-wait_until 5 eval '[ "$(children)" -ge 1 ]' || fail "queue route holder has no child"
+wait_until 5 eval '[ "$(children)" = 2 ]' || fail "queue route holder has no child"
 start=$(date +%s%N)
 out=$(echo late | timeout 10 socat -t 5 - TCP4:127.0.0.1:$p_q 2>/dev/null)
 ms=$((($(date +%s%N) - start) / 1000000))

@@ -62,8 +62,10 @@ alive() { [ -d "/proc/$1" ] && ! grep -q '^State:.*Z' "/proc/$1/status" 2>/dev/n
 for k in $kids; do
 	wait_until 2 eval '! alive '"$k" || fail "process $k survived the daemon's stop"
 done
-grep -qE "route=hold .*end=stopped .*signal=TERM" "$log" || fail "no SIGTERM at the stop"
-grep -qE "route=stubborn .*end=stopped .*signal=KILL" "$log" || fail "no SIGKILL after kill_grace"
+grep -qE "route=hold .*end=stopped .*signal=TERM run_ms=[0-9.]* killed=TERM" "$log" ||
+	fail "no SIGTERM at the stop"
+grep -qE "route=stubborn .*end=stopped .*signal=KILL run_ms=[0-9.]* killed=KILL" "$log" ||
+	fail "no SIGKILL after kill_grace"
 [ "$(grep -c "route=hold .*end=stopped queued_ms=" "$log")" -ge 1 ] || fail "queued connections not closed at the stop"
 log_has "stopped$" || fail "no clean stop line"
 echo "PASS: exec stop (children survive a reload, stop in $ms ms: SIGTERM, SIGKILL after kill_grace, queue closed)"
