@@ -179,7 +179,9 @@ static int reap_work(struct sp_job *job)
 	struct exec_session *e = sp_container_of(job, struct exec_session, reap_job);
 	struct pollfd p = { .fd = e->pidfd, .events = POLLIN };
 	uint64_t now = sp_now_ns();
-	int wait_ms = now < e->stop_deadline_ns ? (int)((e->stop_deadline_ns - now) / 1000000) + 1 : 0;
+	int wait_ms = 0;
+	if (now < e->stop_deadline_ns)
+		wait_ms = (int)((e->stop_deadline_ns - now) / 1000000) + 1;
 	int killed = 0;
 
 	if (poll(&p, 1, wait_ms) == 0) {

@@ -50,7 +50,8 @@ static bool take_slot(struct exec_queue *q)
 /* "limit reached" at most once a second per route, whatever the load. */
 static void note(struct exec_queue *q, const struct exec_session *e, const char *what)
 {
-	uint64_t now = sp_now_ns(), last = atomic_load_explicit(&q->last_note_ns, memory_order_relaxed);
+	uint64_t now = sp_now_ns();
+	uint64_t last = atomic_load_explicit(&q->last_note_ns, memory_order_relaxed);
 	if (now - last < 1000000000ull ||
 	    !atomic_compare_exchange_strong(&q->last_note_ns, &last, now))
 		return;

@@ -184,11 +184,13 @@ static void limits(struct exec_route *r, const struct sp_conf_exec *c)
 	if (c->limits.nofile)
 		nofile.lim.rlim_cur = nofile.lim.rlim_max = c->limits.nofile;
 	r->rlimits[r->n_rlimits++] = nofile;
+	const struct exec_rlimit as = { RLIMIT_AS, { c->limits.as, c->limits.as } };
+	/* SIGXCPU at the limit, SIGKILL a second later */
+	const struct exec_rlimit cpu = { RLIMIT_CPU, { c->limits.cpu, c->limits.cpu + 1 } };
 	if (c->limits.as)
-		r->rlimits[r->n_rlimits++] = (struct exec_rlimit){ RLIMIT_AS, { c->limits.as, c->limits.as } };
-	if (c->limits.cpu) /* SIGXCPU at the limit, SIGKILL a second later */
-		r->rlimits[r->n_rlimits++] =
-			(struct exec_rlimit){ RLIMIT_CPU, { c->limits.cpu, c->limits.cpu + 1 } };
+		r->rlimits[r->n_rlimits++] = as;
+	if (c->limits.cpu)
+		r->rlimits[r->n_rlimits++] = cpu;
 }
 
 int exec_route_init(struct exec_route *r, const struct sp_conf_exec *c, unsigned nshards,
@@ -208,8 +210,8 @@ int exec_route_init(struct exec_route *r, const struct sp_conf_exec *c, unsigned
 	/* the fallback for kernels before 6.7, on demand (tests, a misbehaving WAITID) */
 	if (getenv("SPARGIOD_EXEC_POLL_PIDFD")) {
 		atomic_store(&r->no_waitid, true);
-		sp_log(SP_LOG_INFO, "exec %s: SPARGIOD_EXEC_POLL_PIDFD: exits seen by polling pidfds",
-		       c->argv[0]);
+		sp_log(SP_LOG_INFO, "exec %s: SPARGIOD_EXEC_POLL_PIDFD: exits seen by polling "
+		       "pidfds", c->argv[0]);
 	}
 	return 0;
 }

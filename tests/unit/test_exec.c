@@ -59,7 +59,8 @@ START_TEST(test_env_template)
 	memset(&r, 0, sizeof(r));
 	ck_assert_int_eq(exec_route_init(&r, &c, 2, err, sizeof(err)), 0);
 	ck_assert_uint_eq(r.n_env, 1);
-	ck_assert_str_eq(r.env[0], "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+	ck_assert_str_eq(r.env[0],
+			 "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
 	exec_route_fini(&r);
 }
 END_TEST
