@@ -3,12 +3,13 @@
  * echo_load.c - a bounded echo load generator for the integration tests.
  *
  *   echo_load --connect HOST:PORT|unix:PATH [--conns N] [--concurrency C]
- *             [--size BYTES] [--max-seconds S] [--until-file F]
+ *             [--size BYTES] [--requests R] [--max-seconds S] [--until-file F]
  *
- * C threads each open a connection, send SIZE bytes, read them back, check them and
- * close; N connections in all, or until F exists, and never longer than S seconds.
- * Prints "ok=.. failed=.. refused=.. reset=.. timeout=.. mismatch=.. other=.." and exits
- * 0 only when every connection succeeded.
+ * C threads each open a connection, send SIZE bytes, read them back, check them (R times
+ * on the same connection, default 1) and close; N connections in all, or until F exists,
+ * and never longer than S seconds. Prints "ok=.. failed=.. refused=.. reset=..
+ * timeout=.. mismatch=.. other=.. requests=.." and exits 0 only when every connection
+ * succeeded.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -28,9 +29,9 @@
 
 static struct sockaddr_storage target;
 static socklen_t target_len;
-static long total = 1000, size = 64, max_seconds = 60;
+static long total = 1000, size = 64, max_seconds = 60, per_conn = 1;
 static const char *until_file;
-static _Atomic long started, ok, refused, reset, timeouts, mismatch, other;
+static _Atomic long started, ok, refused, reset, timeouts, mismatch, other, requests;
 static double t_end;
 
 static double now(void)
@@ -100,29 +101,34 @@ static void one(char *out, char *in)
 		close(fd);
 		return;
 	}
-	if (send(fd, out, (size_t)size, MSG_NOSIGNAL) != size) {
-		count_errno(errno);
-		close(fd);
-		return;
-	}
-	long got = 0;
-	while (got < size) {
-		ssize_t n = recv(fd, in + got, (size_t)(size - got), 0);
-		if (n <= 0) {
-			if (n == 0)
-				reset++; /* closed before echoing everything */
-			else
-				count_errno(errno);
+	for (long r = 0; r < per_conn; r++) {
+		if (send(fd, out, (size_t)size, MSG_NOSIGNAL) != size) {
+			count_errno(errno);
 			close(fd);
 			return;
 		}
-		got += n;
+		long got = 0;
+		while (got < size) {
+			ssize_t n = recv(fd, in + got, (size_t)(size - got), 0);
+			if (n <= 0) {
+				if (n == 0)
+					reset++; /* closed before echoing everything */
+				else
+					count_errno(errno);
+				close(fd);
+				return;
+			}
+			got += n;
+		}
+		if (memcmp(in, out, (size_t)size) != 0) {
+			mismatch++;
+			close(fd);
+			return;
+		}
+		requests++;
 	}
 	close(fd);
-	if (memcmp(in, out, (size_t)size) != 0)
-		mismatch++;
-	else
-		ok++;
+	ok++;
 }
 
 static void *worker(void *arg)
@@ -148,6 +154,7 @@ int main(int argc, char **argv)
 		{ "conns", required_argument, NULL, 'n' },
 		{ "concurrency", required_argument, NULL, 'j' },
 		{ "size", required_argument, NULL, 's' },
+		{ "requests", required_argument, NULL, 'r' },
 		{ "max-seconds", required_argument, NULL, 't' },
 		{ "until-file", required_argument, NULL, 'u' },
 		{ 0 },
@@ -155,20 +162,22 @@ int main(int argc, char **argv)
 	long conc = 4;
 	int c;
 	const char *addr = NULL;
-	while ((c = getopt_long(argc, argv, "c:n:j:s:t:u:", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:n:j:s:r:t:u:", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c': addr = optarg; break;
 		case 'n': total = atol(optarg); break;
 		case 'j': conc = atol(optarg); break;
 		case 's': size = atol(optarg); break;
+		case 'r': per_conn = atol(optarg); break;
 		case 't': max_seconds = atol(optarg); break;
 		case 'u': until_file = optarg; break;
 		default: return 2;
 		}
 	}
-	if (!addr || parse_target(addr) < 0 || conc < 1 || size < 1) {
+	if (!addr || parse_target(addr) < 0 || conc < 1 || size < 1 || per_conn < 1) {
 		fprintf(stderr, "usage: echo_load --connect HOST:PORT|unix:PATH [--conns N] "
-				"[--concurrency C] [--size B] [--max-seconds S] [--until-file F]\n");
+				"[--concurrency C] [--size B] [--requests R] [--max-seconds S] "
+				"[--until-file F]\n");
 		return 2;
 	}
 	t_end = now() + (double)max_seconds;
@@ -180,8 +189,9 @@ int main(int argc, char **argv)
 	for (long i = 0; i < conc; i++)
 		pthread_join(th[i], NULL);
 	long failed = refused + reset + timeouts + mismatch + other;
-	printf("ok=%ld failed=%ld refused=%ld reset=%ld timeout=%ld mismatch=%ld other=%ld\n",
+	printf("ok=%ld failed=%ld refused=%ld reset=%ld timeout=%ld mismatch=%ld other=%ld "
+	       "requests=%ld\n",
 	       (long)ok, failed, (long)refused, (long)reset, (long)timeouts, (long)mismatch,
-	       (long)other);
+	       (long)other, (long)requests);
 	return failed == 0 && ok > 0 ? 0 : 1;
 }
