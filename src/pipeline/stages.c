@@ -16,6 +16,6 @@ const struct sp_stage_ops *sp_stage_ops_for(enum sp_stage_kind kind)
 	case SP_STAGE_PROXY: return &sp_proxy_ops;
 	case SP_STAGE_FILES: return &sp_files_ops;
 	case SP_STAGE_METRICS: return &sp_metrics_ops;
-	default: return NULL; /* exec, udp_proxy: later issues */
+	default: return NULL; /* udp_proxy: a later issue */
 	}
 }
