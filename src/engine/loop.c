@@ -34,6 +34,25 @@
 #include "engine/log.h"
 #include "engine/shard.h"
 
+/*
+ * The store-then-load handshakes between a waker and a parking shard (Dekker style)
+ * need a full fence on each side. ThreadSanitizer does not model fences: under it, a
+ * seq_cst read-modify-write of one shared word stands in (RMWs of one location are
+ * totally ordered, so the later side synchronizes with the earlier one).
+ */
+#if defined(__SANITIZE_THREAD__)
+static _Atomic unsigned fence_word;
+static inline void sp_fence_seq_cst(void)
+{
+	atomic_fetch_add_explicit(&fence_word, 0, memory_order_seq_cst);
+}
+#else
+static inline void sp_fence_seq_cst(void)
+{
+	atomic_thread_fence(memory_order_seq_cst);
+}
+#endif
+
 #define RUN_BATCH 64
 #define REAP_BATCH 64
 
@@ -242,7 +261,7 @@ void sp_shard_notify(struct sp_shard *target)
 	struct sp_shard *self = sp_tls_shard;
 
 	/* pairs with the fence in park(): either we see parked=1 or it sees our push */
-	atomic_thread_fence(memory_order_seq_cst);
+	sp_fence_seq_cst();
 	if (target != self && atomic_load_explicit(&target->parked, memory_order_relaxed) &&
 	    atomic_exchange_explicit(&target->parked, 0, memory_order_acq_rel)) {
 		sp_shard_doorbell(target);
@@ -274,7 +293,7 @@ static void maybe_wake_thief(struct sp_shard *sh)
 	struct sp_engine *eng = sh->eng;
 
 	/* pairs with the fence in park(): the push to our run queue happened before */
-	atomic_thread_fence(memory_order_seq_cst);
+	sp_fence_seq_cst();
 	if (!atomic_load_explicit(&eng->nparked, memory_order_relaxed))
 		return;
 	for (unsigned i = 1; i < eng->nshards; i++)
@@ -416,7 +435,7 @@ static void park(struct sp_shard *sh, uint64_t max_ns)
 
 	atomic_store_explicit(&sh->parked, 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&eng->nparked, 1, memory_order_relaxed);
-	atomic_thread_fence(memory_order_seq_cst);
+	sp_fence_seq_cst();
 	/* last look: our own queues, then the victims' (they only wake a parked shard);
 	 * and stop: its doorbell may have been reaped since our loop read `stopping` */
 	bool stopping = atomic_load(&eng->stopping);

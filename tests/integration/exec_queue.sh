@@ -90,6 +90,7 @@ wait_until 5 log_has "route=queue .*end=queue timeout .*queued_ms=" || fail "no 
 kill "$hq"
 
 # load: 8 clients at once, 3 children at most, every connection served
+wait_until 5 eval '[ "$(children)" = 1 ]' || fail "children left: $(children)"
 (timeout 60 "$load" --connect 127.0.0.1:$p_load --conns 300 --concurrency 8 --size 64 \
 	--max-seconds 50 >"$tmp/load.out") &
 lp=$!
