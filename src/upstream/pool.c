@@ -177,6 +177,12 @@ void sp_upstreams_inherit(struct sp_upstreams *set, const struct sp_upstreams *o
 			atomic_store(&s->down, atomic_load(&os->down));
 			atomic_store(&s->fails, atomic_load(&os->fails));
 			atomic_store(&s->retry_at_ns, atomic_load(&os->retry_at_ns));
+			/* the counters go on from where they were (the old generation's own
+			 * sessions still add to its copy until they end) */
+			atomic_store(&s->total, atomic_load(&os->total));
+			atomic_store(&s->connect_failures, atomic_load(&os->connect_failures));
+			atomic_store(&s->checks_ok, atomic_load(&os->checks_ok));
+			atomic_store(&s->checks_failed, atomic_load(&os->checks_failed));
 		}
 	}
 }

@@ -83,9 +83,9 @@ struct sp_upstreams *sp_upstreams_create(struct sp_config *cfg, unsigned nshards
 struct sp_upstreams *sp_upstreams_ref(struct sp_upstreams *set);
 void sp_upstreams_unref(struct sp_upstreams *set); /* any thread */
 
-/* Carry the servers' state (disabled, down, failure counts) from the running set to a
- * new one, matching upstream names and server addresses (main thread, before the new
- * generation is published). old may be NULL. */
+/* Carry the servers' state (disabled, down, failure counts) and counters from the
+ * running set to a new one, matching upstream names and server addresses (main thread,
+ * before the new generation is published). old may be NULL. */
 void sp_upstreams_inherit(struct sp_upstreams *set, const struct sp_upstreams *old);
 
 /* The pool of a config upstream of the same config. */

@@ -4,7 +4,8 @@
 # server down and bring it back up when it listens again (logged, traffic follows); a
 # connect to a black hole (a listener whose accept queue is full) ends at connect_timeout
 # and is retried elsewhere; `spargioctl server disable|enable` takes a server out of
-# rotation and back, and `upstreams` shows each server's live state and counters.
+# rotation and back (kept across a reload, whose generation runs the checks), and
+# `upstreams` shows each server's live state and counters.
 . "$(dirname "$0")/lib.sh"
 backend=$(dirname "$0")/proxy_backend.py
 ctl=${BUILDDIR:-.}/spargioctl
@@ -96,6 +97,16 @@ out=$(tags $phc 10)
 up=$("$ctl" -s "$tmp/control.sock" --json upstreams)
 [ "$(jget "$up" "$srv['state']")" = disabled ] || fail "upstreams after disable: $up"
 [ "$(jget "$up" "$srv['total'] >= 6")" = True ] || fail "upstreams total: $up"
+# a reload keeps the operator's choice (and the health checks move to the new generation)
+reload_and_wait
+log_has "reload: generation 2" || fail "reload rejected"
+up=$("$ctl" -s "$tmp/control.sock" --json upstreams)
+[ "$(jget "$up" "$srv['state']")" = disabled ] || fail "disable lost across the reload: $up"
+out=$(tags $phc 6)
+[ "$(count C "$out")" = 6 ] || fail "disabled server used after the reload: $(tr '\n' ' ' <<<"$out")"
+n0=$(jget "$up" "$srv['checks_ok']")
+wait_until 5 eval '[ "$(jget "$("$ctl" -s "$tmp/control.sock" --json upstreams)" "$srv[\"checks_ok\"]")" -gt "$n0" ]' ||
+	fail "no health check ran in the new generation"
 "$ctl" -s "$tmp/control.sock" server enable hc 127.0.0.1:$pb >/dev/null || fail "server enable"
 out=$(tags $phc 10)
 [ "$(count B "$out")" -ge 3 ] || fail "enabled server unused: $(tr '\n' ' ' <<<"$out")"

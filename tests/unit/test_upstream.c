@@ -242,12 +242,15 @@ START_TEST(inherit_across_reload)
 	struct sp_upstreams *old = pools(yaml, 1);
 	sp_upstream_set_enabled(old, "u", "127.0.0.1:2", false);
 	atomic_store(&old->v[0].servers[0].down, true);
+	atomic_store(&old->v[0].servers[0].total, 7);
 	struct sp_upstreams *set = pools("version: 1\nupstreams:\n- name: u\n"
 		"  servers: [\"127.0.0.1:2\", \"127.0.0.1:3\", \"127.0.0.1:1\"]\n" ROUTE, 1);
 	sp_upstreams_inherit(set, old);
 	ck_assert_str_eq(sp_server_state(&set->v[0].servers[0]), "disabled");
 	ck_assert_str_eq(sp_server_state(&set->v[0].servers[1]), "up");
 	ck_assert_str_eq(sp_server_state(&set->v[0].servers[2]), "down");
+	ck_assert_uint_eq(set->v[0].servers[2].total, 7);
+	ck_assert_uint_eq(set->v[0].servers[1].total, 0);
 	sp_upstreams_unref(old);
 	sp_upstreams_unref(set);
 }
