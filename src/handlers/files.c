@@ -29,6 +29,7 @@
 
 #include "engine/log.h"
 #include "handlers/files.h"
+#include "net/listener.h"
 
 #define MS 1000000ull
 #define LINGER_BYTES (64 * 1024)
@@ -45,6 +46,14 @@ void files_set_deadline(struct files_session *f, enum files_phase phase, uint64_
 {
 	f->phase = phase;
 	f->deadline_ns = sp_now_ns() + timeout_ns;
+}
+
+/* The listener stopped accepting (SIGTERM, `drain`, removed by a reload): answer what
+ * is asked with Connection: close, and end idle keep-alive connections, so a drain takes
+ * as long as the longest answer rather than keepalive_timeout or drain_timeout. */
+static bool draining(struct files_session *f)
+{
+	return atomic_load_explicit(&f->s.lst->sock->closing, memory_order_relaxed);
 }
 
 static void end_session(struct files_session *f, const char *reason)
@@ -95,7 +104,7 @@ static void on_shutdown(struct sp_op *op, int res, uint32_t flags)
 static void linger(struct files_session *f)
 {
 	files_set_deadline(f, PH_LINGER, FILES_LINGER_NS);
-	f->in_len = 0;
+	f->in_start = f->in_len = 0;
 	struct io_uring_sqe *sqe = sp_sqe();
 	io_uring_prep_shutdown(sqe, f->s.fd, SHUT_WR);
 	sp_op_submit(&f->aux_op, sqe);
@@ -123,18 +132,24 @@ void files_finish(struct files_session *f)
 	log_request(f);
 	files_release_file(f);
 	f->requests++;
-	if (f->close_after || !f->keep_alive) {
-		linger(f);
+	f->responding = false;
+	if (f->close_after || !f->keep_alive || f->peer_closed) {
+		if (f->peer_closed)
+			end_session(f, NULL);
+		else
+			linger(f);
 		return;
 	}
-	/* keep what follows the head: a pipelined request */
-	memmove(f->in, f->in + f->head_len, f->in_len - f->head_len);
+	/* what follows the head is the next request (pipelined), or will be */
+	f->in_start += f->head_len;
 	f->in_len -= f->head_len;
 	if (f->in_len) {
 		begin_head(f);
 		try_parse(f);
 		return;
 	}
+	if (!sp_op_busy(&f->recv_op))
+		f->in_start = 0;
 	memset(&f->req, 0, sizeof(f->req));
 	files_set_deadline(f, PH_IDLE, f->fs->conf->keepalive_timeout_ms * MS);
 	read_more(f);
@@ -143,7 +158,8 @@ void files_finish(struct files_session *f)
 static void handle_request(struct files_session *f)
 {
 	struct files_stage *fs = f->fs;
-	f->keep_alive = f->req.keep_alive;
+	f->keep_alive = f->req.keep_alive && !draining(f);
+	f->responding = true;
 	files_set_deadline(f, PH_WORK, fs->conf->send_timeout_ms * MS);
 
 	int ret = sp_http_path(f->req.target.p, f->req.target.len, f->path, sizeof(f->path),
@@ -167,18 +183,25 @@ static void handle_request(struct files_session *f)
 
 static void try_parse(struct files_session *f)
 {
-	long n = sp_http_parse(f->in, f->in_len, &f->scanned, &f->fs->limits, &f->req);
+	char *p = f->in + f->in_start;
+	long n = sp_http_parse(p, f->in_len, &f->scanned, &f->fs->limits, &f->req);
 	if (n > 0) {
 		f->head_len = (size_t)n;
 		handle_request(f);
 	} else if (n < 0) {
 		f->keep_alive = false;
+		f->responding = true;
 		files_respond_error(f, (int)-n, true);
-	} else if (f->in_len == f->in_cap) {
-		f->keep_alive = false;
-		files_respond_error(f, sp_http_overflow_status(f->in, f->in_len), true);
-	} else {
+	} else if (f->in_start + f->in_len < f->in_cap) {
 		read_more(f);
+	} else if (f->in_start) { /* room at the front: move the partial head there */
+		memmove(f->in, p, f->in_len);
+		f->in_start = 0;
+		read_more(f);
+	} else {
+		f->keep_alive = false;
+		f->responding = true;
+		files_respond_error(f, sp_http_overflow_status(p, f->in_len), true);
 	}
 }
 
@@ -204,6 +227,12 @@ static void on_recv(struct sp_op *op, int res, uint32_t flags)
 		end_session(f, res == -ECONNRESET ? "reset" : "recv error");
 		return;
 	}
+	if (f->responding) { /* read ahead while answering: the answer goes out first */
+		f->in_len += (size_t)res;
+		f->s.bytes_in += (size_t)res;
+		f->peer_closed = res == 0;
+		return;
+	}
 	if (res == 0) { /* the client closed: cleanly between requests */
 		end_session(f, f->in_len ? "closed mid-request" : NULL);
 		return;
@@ -217,14 +246,37 @@ static void on_recv(struct sp_op *op, int res, uint32_t flags)
 
 static void read_more(struct files_session *f)
 {
+	if (sp_op_busy(&f->recv_op))
+		return; /* armed with the last answer already */
 	struct io_uring_sqe *sqe = sp_sqe();
-	size_t room = f->in_cap - f->in_len;
-	if (f->phase == PH_LINGER) { /* drop it: reuse the whole buffer */
-		room = f->in_cap;
-		io_uring_prep_recv(sqe, f->s.fd, f->in, room, 0);
-	} else {
-		io_uring_prep_recv(sqe, f->s.fd, f->in + f->in_len, room, 0);
-	}
+	if (f->phase == PH_LINGER) /* drop it: reuse the whole buffer */
+		io_uring_prep_recv(sqe, f->s.fd, f->in, f->in_cap, 0);
+	else
+		io_uring_prep_recv(sqe, f->s.fd, f->in + f->in_start + f->in_len,
+				   f->in_cap - f->in_start - f->in_len, 0);
+	sp_op_submit(&f->recv_op, sqe);
+}
+
+/*
+ * Called with the SQE of a request's last send still unsubmitted: when the connection
+ * stays open and nothing of the next request is here yet, link a receive behind the
+ * send, so the kernel starts waiting for the next request as soon as this answer is out,
+ * without a trip through this loop in between. Returns true when it linked one.
+ */
+bool files_link_recv(struct files_session *f, struct io_uring_sqe *send_sqe)
+{
+	if (!f->keep_alive || f->close_after || f->peer_closed || f->in_len != f->head_len ||
+	    sp_op_busy(&f->recv_op) || f->in_start + f->in_len >= f->in_cap)
+		return false;
+	send_sqe->flags |= IOSQE_IO_LINK;
+	return true;
+}
+
+void files_submit_linked_recv(struct files_session *f)
+{
+	struct io_uring_sqe *sqe = sp_sqe();
+	io_uring_prep_recv(sqe, f->s.fd, f->in + f->in_start + f->in_len,
+			   f->in_cap - f->in_start - f->in_len, 0);
 	sp_op_submit(&f->recv_op, sqe);
 }
 
@@ -239,6 +291,10 @@ static void on_tick(struct sp_op *op, int res, uint32_t flags)
 		return;
 	if (res == -ECANCELED) {
 		end_session(f, "stopped");
+		return;
+	}
+	if (f->phase == PH_IDLE && draining(f)) {
+		end_session(f, NULL);
 		return;
 	}
 	if (sp_now_ns() < f->deadline_ns)

@@ -117,7 +117,10 @@ struct files_session {
 
 	/* input: the request head(s) */
 	char *in;
-	size_t in_len, in_cap, scanned;
+	size_t in_start, in_len, in_cap; /* unparsed bytes: in[in_start .. in_start + in_len) */
+	size_t scanned;
+	bool responding;             /* between a complete head and the end of its answer */
+	bool peer_closed;            /* the client shut its side while we answered */
 	struct sp_http_request req;
 	size_t head_len;
 	uint64_t req_start_ns;
@@ -169,6 +172,8 @@ void files_finish(struct files_session *f);
 void files_fail(struct files_session *f, const char *reason);
 void files_set_deadline(struct files_session *f, enum files_phase phase, uint64_t timeout_ns);
 struct files_cache *files_my_cache(struct files_session *f);
+bool files_link_recv(struct files_session *f, struct io_uring_sqe *send_sqe);
+void files_submit_linked_recv(struct files_session *f);
 
 /* files_open.c: resolve f->path (parsed from the request) and serve it */
 void files_open_init(struct files_session *f);

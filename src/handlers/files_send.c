@@ -115,7 +115,10 @@ static void submit_msg(struct files_session *f)
 				   MSG_NOSIGNAL);
 	else
 		io_uring_prep_sendmsg(sqe, f->s.fd, &f->msg, MSG_NOSIGNAL);
+	bool linked = files_link_recv(f, sqe);
 	sp_op_submit(&f->send_op, sqe);
+	if (linked)
+		files_submit_linked_recv(f);
 }
 
 /* Send a[0..an) then b[0..bn) (bn may be 0); then the request is done. */

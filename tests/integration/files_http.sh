@@ -106,6 +106,21 @@ log_has 'method=GET path=/a.txt status=200 bytes=[0-9]* duration_ms=' || fail "n
 log_has 'method=BREW path=/pot status=501' || fail "refused request not logged"
 log_has 'method=HEAD path=/index.html status=200' || fail "pipelined HEAD not logged"
 
-stop_daemon TERM
+# a stop does not wait for idle keep-alive connections (keepalive_timeout is 1 s here:
+# another route with the default 60 s holds one open)
+p2=$(free_port)
+cat >>"$tmp/conf.yaml" <<CONF
+  - name: longidle
+    pipeline: [{files: {root: "$tmp/www"}}]
+CONF
+sed -i "s|^listeners:|listeners:\n  - {name: idle, bind: \"127.0.0.1:$p2\", route: longidle}|" "$tmp/conf.yaml"
+reload_and_wait
+log_has "reload: generation 2" || fail "reload with the idle route"
+printf 'GET /a.txt HTTP/1.1\r\nHost: h\r\n\r\n' | python3 "$(dirname "$0")/http_raw.py" "$p2" --timeout 20 >"$tmp/idle.out" &
+idler=$!
+started_pids+=("$idler")
+wait_until 5 eval 'grep -qs "plain text" "$tmp/idle.out"' || fail "the idle client got no answer"
+stop_daemon TERM 5
 [ "$rc" = 0 ] || fail "exit status $rc"
-echo "PASS: files_http (refusals 400/405/413/414/431/501/505 with close, pipelining, 1.0/1.1 keep-alive, slowloris, idle and stalled clients cut off, access log)"
+wait "$idler" || fail "the idle keep-alive connection was not closed by the stop"
+echo "PASS: files_http (refusals 400/405/413/414/431/501/505 with close, pipelining, 1.0/1.1 keep-alive, slowloris, idle and stalled clients cut off, access log, stop closes idle connections)"

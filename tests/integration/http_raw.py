@@ -9,7 +9,7 @@ reads everything the server sends back, reports whether the server closed.
     --hold S        read nothing for S seconds after sending (a client that stalls)
     --elapsed       print the seconds until the server closed instead of the bytes
 
-Writes the response bytes to stdout. Exit status 0: the server closed the connection;
+Writes the response bytes to stdout as they arrive. Exit status 0: the server closed the connection;
 3: it was still open when the timeout passed; 4: the connection was reset.
 """
 import socket
@@ -56,7 +56,6 @@ def main():
     if hold:
         time.sleep(hold)
         deadline = time.monotonic() + timeout
-    out = bytearray()
     status = 3
     while True:
         left = deadline - time.monotonic()
@@ -73,12 +72,11 @@ def main():
         if not d:
             status = 0
             break
-        if not elapsed:
-            out += d
+        if not elapsed:  # as it comes: a caller may look before we are done
+            sys.stdout.buffer.write(d)
+            sys.stdout.buffer.flush()
     if elapsed:
         print("%.2f" % (time.monotonic() - start))
-    else:
-        sys.stdout.buffer.write(bytes(out))
     return status
 
 
