@@ -11,9 +11,9 @@
  * session): a task's callbacks never run on two shards at once. A task is placed at
  * spawn (pinned, round_robin, sticky, stealable). Pinned tasks live on one shard and
  * their callbacks run straight from the completion queue. Stealable tasks are queued
- * where their completion arrived; an idle shard may steal them while queued, and the
- * next op they submit goes on the ring of the shard that runs them (sp_sqe() always
- * returns the *current* shard's SQE). Shards talk through IORING_OP_MSG_RING:
+ * where their completion arrived; an idle shard (or one whose passes are shorter) may
+ * steal them while queued, and the next op they submit goes on the ring of the shard
+ * that runs them (sp_sqe() always returns the *current* shard's SQE). Shards talk through IORING_OP_MSG_RING:
  * doorbells, remote cancels and helper results are CQEs injected into the target ring.
  *
  * Threads: unless a function says "any thread", call it on a shard thread, from a
@@ -53,7 +53,7 @@ enum sp_feature {
 struct sp_engine_config {
 	unsigned shards;          /* 0: one per online CPU */
 	unsigned ring_entries;    /* SQ entries per shard, 0: 1024 (CQ is 4x) */
-	bool steal;               /* idle shards steal queued stealable tasks */
+	bool steal;               /* idle (and less loaded) shards steal queued stealable tasks */
 	bool pin_cpus;            /* pin shard i to CPU i mod ncpu */
 	unsigned buf_count;       /* provided buffers per shard (power of 2), 0: none */
 	unsigned buf_size;        /* bytes per provided buffer, 0: 16 KiB */
@@ -200,6 +200,7 @@ struct sp_task {
 	struct sp_op live;         /* sentinel of the ops in flight */
 	uint32_t inflight;         /* ops + timers in flight */
 	struct sp_msg wmsg;        /* carries the task to another shard's queue */
+	_Atomic uint32_t cost_ns;  /* how long its last run took (stealable, steal on) */
 };
 
 void sp_task_init(struct sp_task *t, enum sp_placement placement,

@@ -174,6 +174,7 @@ static void maybe_wake_thief(struct sp_shard *sh);
 static unsigned run_tasks(struct sp_shard *sh)
 {
 	bool give = can_steal(sh);
+	uint64_t clock = 0; /* with stealing on: when the next task starts */
 	unsigned n;
 
 	for (n = 0; n < RUN_BATCH; n++) {
@@ -183,10 +184,15 @@ static unsigned run_tasks(struct sp_shard *sh)
 			t = (n & 1) ? sp_local_pop(sh) : runq_pop_own(sh);
 		if (!t)
 			break;
-		/* more stealable work waits behind this task: someone idle could take it */
-		if (give && sp_runq_len(&sh->runq))
-			maybe_wake_thief(sh);
-		sp_task_run_one(sh, t);
+		if (give) {
+			/* more stealable work waits behind this task: someone idle could
+			 * take it */
+			if (sp_runq_len(&sh->runq))
+				maybe_wake_thief(sh);
+			if (!clock)
+				clock = sp_now_ns();
+		}
+		clock = sp_task_run_one(sh, t, clock); /* 0 unless it measured */
 	}
 	return n;
 }
@@ -384,29 +390,46 @@ static bool steal_pass(struct sp_shard *sh)
  * Balancing between busy shards. Shards whose tasks never wait (their I/O completes at
  * once: a saturated stream, a hot cache) are never idle, so stealing on idleness alone
  * would leave them as they were placed. At the end of a pass that emptied our queues we
- * look for a victim that has been in its current pass for longer than our whole pass
- * took and still has tasks waiting: it is more loaded than we are, and its queued tasks
- * would start sooner here. The test is stable where it should be: a shard that runs one
- * long task alone has nothing queued to take, and the shard that runs many short ones
- * never looks older than the long task's shard's pass.
+ * compare passes: a victim whose passes (the last one, or the current one so far) are
+ * longer than ours by more than the cost of the task at the head of its queue gives us
+ * that task: both passes end up closer. The cost is what the task's last run took; a
+ * task that costs more than the gap stays (moving it would only swap the imbalance), so
+ * one long task ends up alone on a shard and the short ones gather on the other.
  */
 static bool steal_from_busy(struct sp_shard *sh, uint64_t now, uint64_t my_pass)
 {
 	struct sp_engine *eng = sh->eng;
 	struct sp_shard *best = NULL;
-	uint64_t best_age = my_pass;
+	uint64_t best_gain = 0;
 
 	for (unsigned i = 1; i < eng->nshards; i++) {
 		struct sp_shard *v = eng->shards[(sh->idx + i) % eng->nshards];
-		if (!sp_runq_len(&v->runq))
+		uint32_t cost;
+		if (!sp_runq_head_cost(&v->runq, &cost))
 			continue;
 		uint64_t start = atomic_load_explicit(&v->pass_start, memory_order_relaxed);
-		if (now > start && now - start > best_age) {
+		uint64_t pass = atomic_load_explicit(&v->last_pass_ns, memory_order_relaxed);
+		if (now > start && now - start > pass)
+			pass = now - start;
+		if (pass <= my_pass + cost)
+			continue;
+		/* the longer pass after the move is max(pass - cost, my_pass + cost) */
+		uint64_t gain = pass - (pass - cost > my_pass + cost ? pass - cost : my_pass + cost);
+		if (gain > best_gain) {
 			best = v;
-			best_age = now - start;
+			best_gain = gain;
 		}
 	}
-	return best && steal_from(sh, best);
+	if (!best)
+		return false;
+	struct sp_task *t;
+	st_add(sh, ST_STEAL_TRIES, 1);
+	if (!sp_runq_steal(&best->runq, &t, 1, 1))
+		return false;
+	if (!sp_runq_push(&sh->runq, t))
+		sp_local_push(sh, t);
+	st_add(sh, ST_STEALS, 1);
+	return true;
 }
 
 /* We ran out of work: steal, a few tries with a short back-off between lost races. */
@@ -599,10 +622,11 @@ static void shard_loop(struct sp_shard *sh)
 		sh->busy_pass = work != 0;
 		if (stopping)
 			stop_pass(sh);
-		if (ran && can_steal(sh) && !stopping && !sh->local_head &&
-		    !sp_runq_len(&sh->runq)) {
+		if (ran && can_steal(sh)) {
 			uint64_t end = sp_now_ns();
-			steal_from_busy(sh, end, end - start);
+			atomic_store_explicit(&sh->last_pass_ns, end - start, memory_order_relaxed);
+			if (!stopping && !sh->local_head && !sp_runq_len(&sh->runq))
+				steal_from_busy(sh, end, end - start);
 		}
 
 		st_set(sh, ST_RUNQ_DEPTH, sp_runq_len(&sh->runq));

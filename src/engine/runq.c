@@ -6,8 +6,10 @@ void sp_runq_init(struct sp_runq *q)
 {
 	atomic_init(&q->head, 0);
 	atomic_init(&q->tail, 0);
-	for (unsigned i = 0; i < SP_RUNQ_CAP; i++)
+	for (unsigned i = 0; i < SP_RUNQ_CAP; i++) {
 		atomic_init(&q->slot[i], NULL);
+		atomic_init(&q->cost[i], 0);
+	}
 }
 
 bool sp_runq_push(struct sp_runq *q, struct sp_task *t)
@@ -20,6 +22,9 @@ bool sp_runq_push(struct sp_runq *q, struct sp_task *t)
 	/* Slots between head and tail are never rewritten while head stays put, so a thief
 	 * that copied them and then wins its CAS on head got valid tasks. */
 	atomic_store_explicit(&q->slot[tail & SP_RUNQ_MASK], t, memory_order_relaxed);
+	atomic_store_explicit(&q->cost[tail & SP_RUNQ_MASK],
+			      atomic_load_explicit(&t->cost_ns, memory_order_relaxed),
+			      memory_order_relaxed);
 	atomic_store_explicit(&q->tail, tail + 1, memory_order_release);
 	return true;
 }
@@ -71,4 +76,15 @@ unsigned sp_runq_len(const struct sp_runq *q)
 	uint64_t head = atomic_load_explicit(&q->head, memory_order_acquire);
 	uint64_t tail = atomic_load_explicit(&q->tail, memory_order_acquire);
 	return tail > head ? (unsigned)(tail - head) : 0;
+}
+
+bool sp_runq_head_cost(struct sp_runq *q, uint32_t *cost)
+{
+	uint64_t head = atomic_load_explicit(&q->head, memory_order_acquire);
+	uint64_t tail = atomic_load_explicit(&q->tail, memory_order_acquire);
+
+	if (tail <= head || tail - head > SP_RUNQ_CAP)
+		return false;
+	*cost = atomic_load_explicit(&q->cost[head & SP_RUNQ_MASK], memory_order_relaxed);
+	return true;
 }

@@ -21,6 +21,9 @@ struct sp_runq {
 	_Atomic uint64_t tail;
 	char pad1[56];
 	struct sp_task *_Atomic slot[SP_RUNQ_CAP];
+	/* the task's last run time (sp_task.cost_ns) when pushed: a thief can weigh the
+	 * head of the queue without touching a task it does not own */
+	_Atomic uint32_t cost[SP_RUNQ_CAP];
 };
 
 void sp_runq_init(struct sp_runq *q);
@@ -33,5 +36,8 @@ struct sp_task *sp_runq_pop(struct sp_runq *q);
 unsigned sp_runq_steal(struct sp_runq *q, struct sp_task **out, unsigned max, unsigned min_len);
 /* Any thread; a snapshot. */
 unsigned sp_runq_len(const struct sp_runq *q);
+/* Any thread: the cost recorded with the oldest queued task; false when empty. A
+ * snapshot, for heuristics only. */
+bool sp_runq_head_cost(struct sp_runq *q, uint32_t *cost);
 
 #endif

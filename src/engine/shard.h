@@ -77,9 +77,10 @@ struct sp_shard {
 	bool events_in_memory;
 
 	/* shared, read by other shards (one line, written by us only): when our latest pass
-	 * started (ns), and whether we are spinning or stealing (then we need no wake-up
-	 * to find stealable work) */
+	 * started and how long the last one that ran tasks took (ns), and whether we are
+	 * spinning or stealing (then we need no wake-up to find stealable work) */
 	_Atomic uint64_t pass_start __attribute__((aligned(64)));
+	_Atomic uint64_t last_pass_ns; /* length of our last pass that ran tasks */
 	_Atomic bool searching;
 
 	struct sp_task *local_head, *local_tail; /* pinned tasks and runq overflow, FIFO */
@@ -171,7 +172,9 @@ void sp_op_deliver(struct sp_op *op, int res);
 
 /* task.c */
 void sp_task_schedule(struct sp_task *t);
-void sp_task_run_one(struct sp_shard *sh, struct sp_task *t);
+/* Run t once. start_ns != 0: measure the run of a stealable task from then into
+ * t->cost_ns and return when it ended (else 0). */
+uint64_t sp_task_run_one(struct sp_shard *sh, struct sp_task *t, uint64_t start_ns);
 void sp_local_push(struct sp_shard *sh, struct sp_task *t);
 struct sp_task *sp_local_pop(struct sp_shard *sh);
 void sp_task_op_done(struct sp_task *t);

@@ -28,6 +28,7 @@ void sp_task_init(struct sp_task *t, enum sp_placement placement,
 	t->live.live_next = t->live.live_prev = &t->live;
 	t->live.task = t;
 	t->inflight = 0;
+	atomic_init(&t->cost_ns, 0);
 }
 
 void sp_local_push(struct sp_shard *sh, struct sp_task *t)
@@ -178,8 +179,10 @@ void sp_task_op_done(struct sp_task *t)
 		sp_task_schedule(t);
 }
 
-void sp_task_run_one(struct sp_shard *sh, struct sp_task *t)
+uint64_t sp_task_run_one(struct sp_shard *sh, struct sp_task *t, uint64_t start_ns)
 {
+	uint64_t end_ns = 0;
+
 	uint32_t s = atomic_load_explicit(&t->state, memory_order_acquire);
 	while (!atomic_compare_exchange_weak_explicit(&t->state, &s,
 						      (s & ~(uint32_t)SP_TS_QUEUED) | SP_TS_RUNNING,
@@ -199,6 +202,13 @@ void sp_task_run_one(struct sp_shard *sh, struct sp_task *t)
 	}
 
 	bool done = t->closing && !t->inflight;
+	if (start_ns && t->placement == SP_STEALABLE) {
+		/* before the task can be queued (and run, released) elsewhere */
+		end_ns = sp_now_ns();
+		uint64_t d = end_ns > start_ns ? end_ns - start_ns : 0;
+		atomic_store_explicit(&t->cost_ns, d > UINT32_MAX ? UINT32_MAX : (uint32_t)d,
+				      memory_order_relaxed);
+	}
 	s = atomic_load_explicit(&t->state, memory_order_acquire);
 	for (;;) {
 		uint32_t want = s & ~(uint32_t)(SP_TS_RUNNING | SP_TS_RESCHED);
@@ -209,11 +219,12 @@ void sp_task_run_one(struct sp_shard *sh, struct sp_task *t)
 							  memory_order_acquire)) {
 			if (again) {
 				enqueue(t);
-				return;
+				return end_ns;
 			}
 			break;
 		}
 	}
 	if (done && t->release)
 		t->release(t);
+	return end_ns;
 }
