@@ -69,7 +69,7 @@ struct bench_row {
 	/* engine-side steal counts (sum over shards) per round, when relevant */
 	int nsteals[V_COUNT];
 	double steals[V_COUNT][BENCH_MAX_ROUNDS];
-	char note[160];
+	char note[480];
 };
 
 struct bench_row *bench_row_new(const char *case_name, const char *label, const char *unit,

@@ -352,28 +352,35 @@ static bool has_work(struct ert_thread *th)
 	return th->defer_head || mpsc_maybe_nonempty(&th->inbox);
 }
 
+/* The engine's idle spin, step for step (src/engine/loop.c: a look at the queues every
+ * SPIN_PAUSES pauses, the clock and the kernel every SPIN_EVERY looks), so that the
+ * two poll the same way when both are given the same spin budget. */
+#define SPIN_PAUSES 4
+#define SPIN_EVERY 32
+
 static bool spin(struct ert_thread *th)
 {
 	uint64_t limit = th->rt->cfg.spin_us * 1000ull;
 	if (!limit)
 		return false;
-	uint64_t start = now_ns(), now = start;
-	for (unsigned i = 1; now - start < limit; i++) {
+	uint64_t start = now_ns();
+	for (unsigned i = 1;; i++) {
 		if (has_work(th))
 			return true;
-		cpu_relax(32);
-		if (!(i & 3)) {
-			if (th->nfds) {
-				inc(&th->st_polls);
-				if (poll_io(th, 0) > 0)
-					return true;
-			}
-			now = now_ns();
-			if (th->heap_len && th->heap[0]->deadline <= now)
+		cpu_relax(SPIN_PAUSES);
+		if (i % SPIN_EVERY)
+			continue;
+		if (th->nfds) {
+			inc(&th->st_polls);
+			if (poll_io(th, 0) > 0)
 				return true;
 		}
+		uint64_t now = now_ns();
+		if (th->heap_len && th->heap[0]->deadline <= now)
+			return true;
+		if (now - start >= limit)
+			return false;
 	}
-	return false;
 }
 
 static void park(struct ert_thread *th)

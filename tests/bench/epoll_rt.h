@@ -13,8 +13,8 @@
  *  - a thread pool (4 threads, like libuv's default) for blocking work such as pread;
  *    results come back as messages to the submitting thread;
  *  - optionally, after a pass that did work, poll in memory for spin_us before sleeping
- *    (the same policy and default as the engine's idle_spin_us), epoll_wait(0) only when
- *    descriptors are registered.
+ *    (the same policy, default and loop as the engine's idle_spin_us), epoll_wait(0)
+ *    only when descriptors are registered. spin_us = 0 is the libuv/libevent loop.
  *
  * Call everything on a loop thread unless it says "any thread". No stealing: work stays
  * on the thread it was posted to.
