@@ -29,8 +29,9 @@ static void usage(FILE *out)
 		DEFAULT_CONFIG);
 }
 
-/* A stage this build has no module for would be refused at start: -t says so first. */
-static int check_stages_built(const struct sp_config *cfg)
+/* What this build cannot serve (a stage without a module, TLS) would be refused at
+ * start: -t says so first. */
+static int check_built(const struct sp_config *cfg)
 {
 	int ret = 0;
 	for (size_t i = 0; i < cfg->n_routes; i++) {
@@ -43,6 +44,22 @@ static int check_stages_built(const struct sp_config *cfg)
 				sp_stage_name(r->stages[k].kind));
 			ret = -ENOTSUP;
 		}
+	}
+	for (size_t i = 0; i < cfg->n_listeners; i++) {
+		const struct sp_conf_listener *l = &cfg->listeners[i];
+		if (!l->tls)
+			continue;
+		fprintf(stderr, "%s:%u:%u: listener '%s': tls: TLS termination is not in this build yet\n",
+			cfg->path, l->tls->pos.line, l->tls->pos.col, l->name);
+		ret = -ENOTSUP;
+	}
+	for (size_t i = 0; i < cfg->n_upstreams; i++) {
+		const struct sp_conf_upstream *u = &cfg->upstreams[i];
+		if (!u->tls)
+			continue;
+		fprintf(stderr, "%s:%u:%u: upstream '%s': tls: TLS origination is not in this build yet\n",
+			cfg->path, u->tls->pos.line, u->tls->pos.col, u->name);
+		ret = -ENOTSUP;
 	}
 	return ret;
 }
@@ -57,7 +74,7 @@ static int test_config(const char *path)
 	if (ret == 0)
 		ret = sp_config_check_resources(cfg, &errs);
 	if (ret == 0)
-		ret = check_stages_built(cfg);
+		ret = check_built(cfg);
 	for (unsigned i = 0; i < errs.count; i++)
 		fprintf(stderr, "%s\n", errs.msgs[i]);
 	if (errs.dropped)

@@ -109,6 +109,16 @@ struct sp_gen *sp_gen_create(struct sp_config *cfg, unsigned number, unsigned ns
 		sp_gen_unref(g);
 		return NULL;
 	}
+	/* serving a `tls:` listener in clear text would betray the operator: refuse it */
+	for (size_t i = 0; i < cfg->n_listeners; i++) {
+		const struct sp_conf_listener *l = &cfg->listeners[i];
+		if (!l->tls)
+			continue;
+		snprintf(err, errlen, "%s:%u:%u: listener '%s': tls: TLS termination is not in this "
+			 "build yet", cfg->path, l->tls->pos.line, l->tls->pos.col, l->name);
+		sp_gen_unref(g);
+		return NULL;
+	}
 	g->upstreams = sp_upstreams_create(cfg, nshards, err, errlen);
 	if (!g->upstreams) {
 		sp_gen_unref(g);

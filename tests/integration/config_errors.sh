@@ -94,6 +94,31 @@ version: 1
 engine: {shards: [1, 2
 Y
 
+# TLS is not in this build: a `tls:` listener or upstream is refused (never served in
+# clear text), by -t and at start
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$tmp/key.pem" -out "$tmp/cert.pem" \
+	-subj /CN=localhost -days 2 >/dev/null 2>&1 || fail "openssl req"
+expect_error tls_listener 5:10 "listener 't': tls: TLS termination is not in this build" <<Y
+version: 1
+listeners:
+  - name: t
+    bind: "127.0.0.1:7443"
+    tls: {cert: $tmp/cert.pem, key: $tmp/key.pem}
+    route: r
+routes:
+  - {name: r, pipeline: [echo]}
+Y
+out=$(timeout 10 "$bin" -c "$tmp/tls_listener.yaml" 2>&1); rc=$?
+[ "$rc" = 1 ] && grep -q "$tmp/tls_listener.yaml:5:10: listener 't': tls:" <<<"$out" ||
+	fail "a tls listener was not refused at start: $rc $out"
+expect_error tls_upstream 5:10 "upstream 'u': tls: TLS origination is not in this build" <<'Y'
+version: 1
+upstreams:
+  - name: u
+    servers: ["127.0.0.1:9"]
+    tls: {verify: false}
+Y
+
 # all errors of a file, not just the first
 cat >"$tmp/many.yaml" <<'Y'
 version: 1
