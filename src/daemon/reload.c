@@ -132,6 +132,10 @@ void sp_daemon_commit(struct sp_daemon *d, struct sp_prepared *p)
 	sp_log_set_level(p->cfg->log.level);
 
 	d->generation = p->gen->number;
+	/* routes the new config no longer has: their long-lived sessions are ended */
+	for (size_t i = 0; d->gen && i < d->gen->n_routes; i++)
+		if (!sp_config_route(p->cfg, d->gen->routes[i].conf->name))
+			atomic_store(&d->gen->routes[i].retired, true);
 	/* servers keep their state (disabled, down) across the reload */
 	sp_upstreams_inherit(p->gen->upstreams, d->gen ? d->gen->upstreams : NULL);
 	if (d->eng)

@@ -117,6 +117,8 @@ void exec_maybe_finish(struct exec_session *e)
 	const char *reason = NULL;
 	if (e->spawn_step)
 		reason = "spawn failed";
+	else if (e->retired)
+		reason = "route removed";
 	else if (e->timed_out)
 		reason = "timeout";
 	exec_finish(e, reason);
@@ -189,6 +191,11 @@ static void on_verdict(struct sp_session *s)
 	s->on_wake = NULL;
 	if (v == EXEC_GRANTED) {
 		e->counted = true;
+		if (atomic_load_explicit(&s->route->retired, memory_order_relaxed)) {
+			exec_queue_release(e); /* the next in line ends the same way */
+			exec_finish(e, "route removed");
+			return;
+		}
 		exec_launch(e);
 	} else {
 		exec_finish(e, v == EXEC_TIMED_OUT ? "queue timeout" : "stopped");

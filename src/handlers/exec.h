@@ -27,6 +27,7 @@
 #define EXEC_ERR_LINE 1024     /* longer stderr lines are logged in pieces */
 #define EXEC_ERR_MAX_LINES 256 /* stderr lines logged per child; the rest are counted */
 #define EXEC_LINGER_MS 200     /* after the exit: wait this long for stderr's end */
+#define EXEC_RETIRE_CHECK_MS 250 /* how often a child looks whether its route is gone */
 
 struct exec_session;
 
@@ -129,6 +130,8 @@ struct exec_session {
 	struct sp_op exit_op;    /* IORING_OP_WAITID, or POLL_ADD on the pidfd */
 	struct sp_timer timer;   /* timeout, then kill_grace */
 	struct sp_timer linger;  /* after the exit, for the last stderr bytes */
+	struct sp_timer retire_tick; /* looks whether a reload removed the route */
+	bool retired;            /* it did: the child got SIGTERM, then SIGKILL */
 	struct sp_job reap_job;  /* engine stop: wait out kill_grace on a helper thread */
 	uint64_t stop_deadline_ns;
 

@@ -128,9 +128,9 @@ static void on_timer(struct sp_op *op, int res, uint32_t flags)
 			exec_stop(e);
 		return;
 	}
-	if (e->exited) {
-		e->timed_out = true;
-		exec_finish(e, "timeout");
+	if (e->exited) { /* what it left behind (a descendant holding stdout) is cut off */
+		e->timed_out = !e->retired;
+		exec_finish(e, e->retired ? "route removed" : "timeout");
 		return;
 	}
 	if (e->kill_stage == 0) {
@@ -142,6 +142,33 @@ static void on_timer(struct sp_op *op, int res, uint32_t flags)
 		e->kill_stage = 2;
 		signal_group(e, SIGKILL);
 	}
+}
+
+/* A reload removed the route: the child gets what a stop gives it, SIGTERM to the group
+ * then SIGKILL after kill_grace (the timer's second stage), but on the engine. A route
+ * that is only changed keeps its children running to their end. */
+static void on_retire_tick(struct sp_op *op, int res, uint32_t flags)
+{
+	struct exec_session *e = sp_container_of(op, struct exec_session, retire_tick.op);
+
+	if (e->closed)
+		return;
+	if (res == -ECANCELED) {
+		if (exec_engine_stopping())
+			exec_stop(e);
+		return;
+	}
+	if (e->exited || e->kill_stage) { /* nothing left to end, or ending already */
+		sp_timer_cancel(&e->retire_tick);
+		return;
+	}
+	if (!atomic_load_explicit(&e->s.route->retired, memory_order_relaxed))
+		return;
+	sp_timer_cancel(&e->retire_tick);
+	e->retired = true;
+	e->kill_stage = 1;
+	signal_group(e, SIGTERM);
+	sp_timer_after(&e->timer, e->r->conf->kill_grace_ms * 1000000ull);
 }
 
 static void on_linger(struct sp_op *op, int res, uint32_t flags)
@@ -163,7 +190,9 @@ void exec_life_start(struct exec_session *e)
 	sp_op_init(&e->exit_op, &e->s.task, on_exit_op);
 	sp_timer_init(&e->timer, &e->s.task, on_timer);
 	sp_timer_init(&e->linger, &e->s.task, on_linger);
+	sp_timer_init(&e->retire_tick, &e->s.task, on_retire_tick);
 	watch_exit(e);
+	sp_timer_every(&e->retire_tick, EXEC_RETIRE_CHECK_MS * 1000000ull);
 	if (e->r->conf->timeout_ms)
 		sp_timer_after(&e->timer, e->r->conf->timeout_ms * 1000000ull);
 }

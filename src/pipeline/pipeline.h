@@ -77,6 +77,10 @@ struct sp_route {
 	/* Session durations in us, recorded by the shard that ends the session. Handlers
 	 * that serve requests (HTTP) may keep their own request-latency histograms. */
 	struct sp_histogram *durations;     /* [nshards] */
+	/* A reload removed this route (set by the main thread before the new generation is
+	 * published): handlers whose sessions outlive their clients (exec children) end
+	 * them. */
+	_Atomic bool retired;
 };
 
 /* A listener as one generation sees it: the socket (shared across generations while its
