@@ -138,8 +138,10 @@ static unsigned reap(struct sp_shard *sh)
 			handle_cqe(sh, batch[i].ud, batch[i].res, batch[i].flags);
 		total += n;
 	}
-	if (total)
+	if (total) {
 		st_add(sh, ST_CQES, total);
+		sh->taskrun_stale = false;
+	}
 	if (*sh->ring.sq.kflags & IORING_SQ_CQ_OVERFLOW)
 		st_add(sh, ST_CQ_OVERFLOWS, 1);
 	return total;
@@ -201,7 +203,10 @@ static unsigned run_tasks(struct sp_shard *sh)
  * only an io_uring_enter brings in. */
 static bool ring_needs_enter(struct sp_shard *sh)
 {
-	return IO_URING_READ_ONCE(*sh->ring.sq.kflags) & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW);
+	unsigned flags = IO_URING_READ_ONCE(*sh->ring.sq.kflags);
+	if (flags & IORING_SQ_CQ_OVERFLOW)
+		return true;
+	return (flags & IORING_SQ_TASKRUN) && !sh->taskrun_stale;
 }
 
 bool sp_shard_has_work(struct sp_shard *sh)
@@ -286,6 +291,10 @@ static void enter(struct sp_shard *sh)
 	int ret = io_uring_submit_and_get_events(&sh->ring);
 	if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY)
 		sp_log(SP_LOG_ERR, "shard %u: io_uring_enter: %s", sh->idx, strerror(-ret));
+	/* Seen on 6.18 during shutdown: the flag stays set after an enter that ran nothing.
+	 * Taking it for work would spin this shard; a wait runs any task work anyway. */
+	sh->taskrun_stale = !io_uring_cq_ready(&sh->ring) &&
+			    (IO_URING_READ_ONCE(*sh->ring.sq.kflags) & IORING_SQ_TASKRUN);
 	if (sh->pending_sqes)
 		st_add(sh, ST_SUBMITS, 1);
 	sh->pending_sqes = 0;

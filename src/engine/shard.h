@@ -75,6 +75,9 @@ struct sp_shard {
 	 * CQ (no taskrun flags): either way an idle shard sees them in memory, without a
 	 * syscall. false: poll with io_uring_get_events now and then. */
 	bool events_in_memory;
+	/* IORING_SQ_TASKRUN outlived an enter that brought no completion: it is a hint, and
+	 * this kernel left it set with nothing to run; trust it again after a completion */
+	bool taskrun_stale;
 
 	/* shared, read by other shards (one line, written by us only): when our latest pass
 	 * started and how long the last one that ran tasks took (ns), and whether we are
