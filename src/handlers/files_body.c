@@ -11,6 +11,11 @@
  *              holds bytes; the kernel moves page references, no copy on our side.
  *              (IORING_OP_SPLICE always runs on io_uring's worker threads: a big pipe
  *              keeps those hand-offs few.)
+ *   sendfile   sendfile(2) on the shard, into the non-blocking socket until it is full,
+ *              then a poll for room. io_uring has no sendfile op, and sendfile would
+ *              block the shard on a disk read: so it is used only for ranges that
+ *              cachestat(2) finds wholly in the page cache, checked before each chunk;
+ *              a range that is not goes on by splice (or read+send).
  *
  * A read or splice that finds the file shorter than promised ends the connection: the
  * Content-Length is already out.
@@ -20,7 +25,9 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "handlers/files.h"
@@ -119,15 +126,17 @@ static void rw_kick(struct files_session *f)
 		files_finish(f);
 }
 
-static void rw_start(struct files_session *f)
+/* with_head: the head goes out with the first half (else it is out already) */
+static void rw_start(struct files_session *f, bool with_head)
 {
 	if (!f->chunk && !(f->chunk = malloc(FILES_CHUNK))) {
 		files_fail(f, "out of memory");
 		return;
 	}
-	f->half[0] = (struct files_half){ .buf = f->chunk, .len = f->head_len_out };
+	size_t head = with_head ? f->head_len_out : 0;
+	f->half[0] = (struct files_half){ .buf = f->chunk, .len = head };
 	f->half[1] = (struct files_half){ .buf = f->chunk + HALF };
-	memcpy(f->chunk, f->head, f->head_len_out);
+	memcpy(f->chunk, f->head, head);
 	f->read_idx = f->send_idx = 0;
 	f->file_op.fn = on_rw_read;
 	f->send_op.fn = on_rw_sent;
@@ -283,21 +292,175 @@ static void splice_start(struct files_session *f)
 	splice_kick(f); /* the first splice in goes along with the head */
 }
 
+/* ------------------------------------------------------------------------------------ */
+/* sendfile, for ranges in the page cache                                                */
+
+#define SENDFILE_CHUNK (4u << 20) /* checked at once, and sent per turn of the loop */
+
+#ifndef __NR_cachestat
+#define __NR_cachestat 451 /* Linux 6.5; the same number on every architecture */
+#endif
+struct sp_cachestat_range {
+	uint64_t off, len;
+};
+struct sp_cachestat {
+	uint64_t nr_cache, nr_dirty, nr_writeback, nr_evicted, nr_recently_evicted;
+};
+
+/* Is [off, off + len) of fd wholly in the page cache? False when unsure (no cachestat). */
+static bool cached(int fd, uint64_t off, uint64_t len)
+{
+	static _Atomic bool no_cachestat;
+	if (!len || atomic_load_explicit(&no_cachestat, memory_order_relaxed))
+		return false;
+	struct sp_cachestat_range r = { off, len };
+	struct sp_cachestat cs;
+	if (syscall(__NR_cachestat, fd, &r, &cs, 0) < 0) {
+		if (errno == ENOSYS)
+			atomic_store(&no_cachestat, true);
+		return false;
+	}
+	uint64_t page = 4096, pages = (off + len - 1) / page - off / page + 1;
+	return cs.nr_cache >= pages;
+}
+
+static void sendfile_kick(struct files_session *f);
+
+static void on_sendfile_writable(struct sp_op *op, int res, uint32_t flags)
+{
+	struct files_session *f = sp_container_of(op, struct files_session, send_op);
+	(void)flags;
+	if (f->closing)
+		return;
+	if (res < 0) {
+		files_fail(f, res == -ECANCELED ? "stopped" : "send error");
+		return;
+	}
+	sendfile_kick(f);
+}
+
+/* The rest of the body is not (all) in the page cache: go on without blocking. */
+static void sendfile_fall_back(struct files_session *f)
+{
+	f->head_off = f->head_len_out;
+	if (make_pipe(f)) {
+		f->pipe_bytes = 0;
+		f->file_op.fn = on_splice_in;
+		f->send_op.fn = on_splice_out;
+		splice_kick(f);
+	} else {
+		rw_start(f, false);
+	}
+}
+
+/* One turn: up to SENDFILE_CHUNK while the socket takes it, then poll for room (which
+ * completes at once when there is some: other sessions of this shard get their turn). */
+static void sendfile_kick(struct files_session *f)
+{
+	if (!f->body_left) {
+		files_finish(f);
+		return;
+	}
+	uint64_t n = f->body_left < SENDFILE_CHUNK ? f->body_left : SENDFILE_CHUNK;
+	if (!cached(body_fd(f), f->body_off, n)) {
+		sendfile_fall_back(f);
+		return;
+	}
+	uint64_t sent = 0;
+	while (sent < n) {
+		off_t off = (off_t)f->body_off;
+		ssize_t k = sendfile(f->s.fd, body_fd(f), &off, (size_t)(n - sent));
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0 && errno == EAGAIN)
+			break;
+		if (k <= 0) {
+			files_fail(f, k == 0 ? "file changed" : "send error");
+			return;
+		}
+		sent += (uint64_t)k;
+		f->body_off += (uint64_t)k;
+		f->body_left -= (uint64_t)k;
+		f->bytes_sent += (unsigned)k;
+		f->s.bytes_out += (unsigned)k;
+	}
+	if (sent)
+		send_progress(f);
+	if (!f->body_left) {
+		files_finish(f);
+		return;
+	}
+	f->send_op.fn = on_sendfile_writable;
+	struct io_uring_sqe *sqe = sp_sqe();
+	io_uring_prep_poll_add(sqe, f->s.fd, POLLOUT);
+	sp_op_submit(&f->send_op, sqe);
+}
+
+static void on_sendfile_head_sent(struct sp_op *op, int res, uint32_t flags)
+{
+	struct files_session *f = sp_container_of(op, struct files_session, send_op);
+	(void)flags;
+	if (f->closing)
+		return;
+	if (res <= 0) {
+		files_fail(f, res == -ECANCELED ? "stopped" : "send error");
+		return;
+	}
+	f->bytes_sent += (unsigned)res;
+	f->s.bytes_out += (unsigned)res;
+	f->head_off += (size_t)res;
+	struct io_uring_sqe *sqe;
+	if (f->head_off < f->head_len_out) {
+		sqe = sp_sqe();
+		io_uring_prep_send(sqe, f->s.fd, f->head + f->head_off,
+				   f->head_len_out - f->head_off, MSG_NOSIGNAL | MSG_MORE);
+		sp_op_submit(&f->send_op, sqe);
+		return;
+	}
+	sendfile_kick(f);
+}
+
+/* The socket must be non-blocking (sendfile on the shard) */
+static bool sendfile_start(struct files_session *f)
+{
+	if (!f->sock_nonblock) {
+		int fl = fcntl(f->s.fd, F_GETFL);
+		if (fl < 0 || fcntl(f->s.fd, F_SETFL, fl | O_NONBLOCK) < 0)
+			return false;
+		f->sock_nonblock = true;
+	}
+	f->head_off = 0;
+	f->send_op.fn = on_sendfile_head_sent;
+	send_progress(f);
+	struct io_uring_sqe *sqe = sp_sqe();
+	/* MSG_MORE: the head waits to share a segment with the body's first bytes */
+	io_uring_prep_send(sqe, f->s.fd, f->head, f->head_len_out, MSG_NOSIGNAL | MSG_MORE);
+	sp_op_submit(&f->send_op, sqe);
+	return true;
+}
+
 /*
- * Which way (measured with scripts/bench/files, README): splice moves no byte through
- * our memory and, with a 1 MiB pipe, costs two ops per MiB: with many clients at once
- * it serves 1 MiB files on much less CPU than read+send. A single long download goes
- * faster with read+send on loopback, where our copy is still in the cache when the
- * receiver copies it. So `auto` splices bodies up to FILES_SPLICE_MAX and reads and
- * sends longer ones.
+ * Which way (measured with scripts/bench/files, README). sendfile is the machine's
+ * fastest path (no pipe, no io_uring worker hand-off, page references straight into the
+ * socket), so `auto` uses it whenever the range is in the page cache. Otherwise: splice
+ * moves no byte through our memory and, with a 1 MiB pipe, costs two ops per MiB, which
+ * serves many clients at once on much less CPU than read+send; a single long download
+ * goes about as fast with read+send on loopback, where our copy is still in the cache
+ * when the receiver copies it. So `auto` splices bodies up to FILES_SPLICE_MAX and reads
+ * and sends longer ones.
  */
 void files_body_start(struct files_session *f)
 {
 	enum sp_files_splice mode = f->fs->conf->splice;
+	if (mode == SP_SPLICE_AUTO &&
+	    cached(body_fd(f), f->body_off,
+		   f->body_left < SENDFILE_CHUNK ? f->body_left : SENDFILE_CHUNK) &&
+	    sendfile_start(f))
+		return;
 	bool splice = mode == SP_SPLICE_ON ||
 		      (mode == SP_SPLICE_AUTO && f->body_left <= FILES_SPLICE_MAX);
 	if (splice && make_pipe(f))
 		splice_start(f);
 	else
-		rw_start(f);
+		rw_start(f, true);
 }

@@ -10,6 +10,7 @@
 
 port=$(free_port)
 p2=$(free_port)
+p3=$(free_port)
 www=$tmp/www
 mkdir -p "$www/sub/deeper" "$www/noindex" "$www/listed"
 echo "<h1>home</h1>" >"$www/index.html"
@@ -32,6 +33,7 @@ engine: {shards: 2}
 listeners:
   - {name: web, bind: "127.0.0.1:$port", route: static}
   - {name: spliced, bind: "127.0.0.1:$p2", route: spliced}
+  - {name: rw, bind: "127.0.0.1:$p3", route: rw}
 routes:
   - name: static
     pipeline:
@@ -41,6 +43,8 @@ routes:
     placement: pinned
     pipeline:
       - files: {root: "$www", splice: on, file_cache: 0}
+  - name: rw
+    pipeline: [{files: {root: "$www", splice: "off"}}]
 CONF
 start_daemon "$tmp/conf.yaml"
 u=http://127.0.0.1:$port
@@ -65,6 +69,22 @@ u=http://127.0.0.1:$p2 same_bytes big.bin   # splice
 u=http://127.0.0.1:$p2 same_bytes over64k.bin
 curl -sf "http://127.0.0.1:$p2/big.bin" -r 1000-2000000 -o "$tmp/got" &&
 	cmp -s "$tmp/got" <(tail -c +1001 "$www/big.bin" | head -c 1999001) || fail "splice: range differs"
+
+# auto: sendfile while the range is in the page cache (several 4 MiB chunks; a slow reader
+# fills the socket, so sendfile stops at EAGAIN and polls), splice from where it is not
+# (the pages dropped first); splice: off reads and sends
+head -c $((9 * 1024 * 1024 + 7)) /dev/urandom >"$www/huge.bin"
+same_bytes huge.bin
+curl -sf --limit-rate 6M "$u/huge.bin" -o "$tmp/got" && cmp -s "$tmp/got" "$www/huge.bin" ||
+	fail "sendfile to a slow reader: body differs"
+python3 -c 'import os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY); os.fsync(fd)
+os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)' "$www/huge.bin"
+same_bytes huge.bin
+curl -sf "$u/huge.bin" -r 5000000- -o "$tmp/got" &&
+	cmp -s "$tmp/got" <(tail -c +5000001 "$www/huge.bin") || fail "sendfile: range differs"
+u=http://127.0.0.1:$p3 same_bytes huge.bin
+u=http://127.0.0.1:$p3 same_bytes over64k.bin
 
 # heads: Date, Server, types, lengths, validators; HEAD sends no body
 curl -sI "$u/a.txt" -o "$tmp/h"
@@ -166,4 +186,4 @@ log_has "method=GET path=/mid.bin status=200 bytes=" || fail "no access-log line
 
 stop_daemon TERM
 [ "$rc" = 0 ] || fail "exit status $rc"
-echo "PASS: files (bodies, heads, types, index, redirect, autoindex, ranges, If-Range, 304s, changes on disk, splice, reload)"
+echo "PASS: files (bodies, heads, types, index, redirect, autoindex, ranges, If-Range, 304s, changes on disk, splice, sendfile from the page cache and its fallback, reload)"
