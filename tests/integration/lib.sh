@@ -44,7 +44,16 @@ wait_until() {
 	return 1
 }
 
-log_has() { grep -q -- "$1" "$log"; }
+# log_has PATTERN: the daemon logged it. Lines reach the log through the logger's writer
+# thread, a moment after what they tell: look again for up to 2 s before saying no.
+log_has() {
+	local i
+	for i in $(seq 20); do
+		grep -q -- "$1" "$log" && return 0
+		sleep 0.1
+	done
+	return 1
+}
 log_count() { grep -c -- "$1" "$log"; }
 
 # start_daemon CONFIG [ENV=VALUE...]: start spargiod in the background; waits for its
