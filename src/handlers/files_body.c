@@ -15,7 +15,7 @@
  *              then a poll for room. io_uring has no sendfile op, and sendfile would
  *              block the shard on a disk read: so it is used only for ranges that
  *              cachestat(2) finds wholly in the page cache, checked before each chunk;
- *              a range that is not goes on by splice (or read+send).
+ *              a range that is not goes on by read+send.
  *
  * A read or splice that finds the file shorter than promised ends the connection: the
  * Content-Length is already out.
@@ -339,18 +339,11 @@ static void on_sendfile_writable(struct sp_op *op, int res, uint32_t flags)
 	sendfile_kick(f);
 }
 
-/* The rest of the body is not (all) in the page cache: go on without blocking. */
+/* The rest of the body is not (all) in the page cache: read it through io_uring. */
 static void sendfile_fall_back(struct files_session *f)
 {
 	f->head_off = f->head_len_out;
-	if (make_pipe(f)) {
-		f->pipe_bytes = 0;
-		f->file_op.fn = on_splice_in;
-		f->send_op.fn = on_splice_out;
-		splice_kick(f);
-	} else {
-		rw_start(f, false);
-	}
+	rw_start(f, false);
 }
 
 /* One turn: up to SENDFILE_CHUNK while the socket takes it, then poll for room (which
@@ -440,19 +433,19 @@ static bool sendfile_start(struct files_session *f)
 }
 
 /*
- * Which way (measured with scripts/bench/files, README). sendfile is the machine's
- * fastest path (no pipe, no io_uring worker hand-off, page references straight into the
- * socket), so `auto` uses it whenever the range is in the page cache. Otherwise: splice
- * moves no byte through our memory and, with a 1 MiB pipe, costs two ops per MiB, which
- * serves many clients at once on much less CPU than read+send; a single long download
- * goes about as fast with read+send on loopback, where our copy is still in the cache
- * when the receiver copies it. So `auto` splices bodies up to FILES_SPLICE_MAX and reads
- * and sends longer ones.
+ * Which way (measured with scripts/bench/files, README). With many clients at once,
+ * splice serves bodies up to a few MiB on the least CPU: no byte through our memory, two
+ * ops per MiB with a 1 MiB pipe, and the work spread over io_uring's workers (sendfile
+ * on the shard did worse there: the shard then does the whole loopback transmit). A
+ * single long download goes fastest with sendfile (no pipe, no worker hand-off), and
+ * about as fast with read+send as with splice on loopback. So `auto` splices bodies up
+ * to FILES_SPLICE_MAX and sends longer ones with sendfile while they are in the page
+ * cache, or reads and sends them.
  */
 void files_body_start(struct files_session *f)
 {
 	enum sp_files_splice mode = f->fs->conf->splice;
-	if (mode == SP_SPLICE_AUTO &&
+	if (mode == SP_SPLICE_AUTO && f->body_left > FILES_SPLICE_MAX &&
 	    cached(body_fd(f), f->body_off,
 		   f->body_left < SENDFILE_CHUNK ? f->body_left : SENDFILE_CHUNK) &&
 	    sendfile_start(f))

@@ -70,17 +70,28 @@ u=http://127.0.0.1:$p2 same_bytes over64k.bin
 curl -sf "http://127.0.0.1:$p2/big.bin" -r 1000-2000000 -o "$tmp/got" &&
 	cmp -s "$tmp/got" <(tail -c +1001 "$www/big.bin" | head -c 1999001) || fail "splice: range differs"
 
-# auto: sendfile while the range is in the page cache (several 4 MiB chunks; a slow reader
-# fills the socket, so sendfile stops at EAGAIN and polls), splice from where it is not
+# auto, over 16 MiB: sendfile while the range is in the page cache (4 MiB chunks; a slow reader
+# fills the socket, so sendfile stops at EAGAIN and polls), read+send from where it is not
 # (the pages dropped first); splice: off reads and sends
-head -c $((9 * 1024 * 1024 + 7)) /dev/urandom >"$www/huge.bin"
+head -c $((17 * 1024 * 1024 + 7)) /dev/urandom >"$www/huge.bin"
 same_bytes huge.bin
-curl -sf --limit-rate 6M "$u/huge.bin" -o "$tmp/got" && cmp -s "$tmp/got" "$www/huge.bin" ||
+curl -sf --limit-rate 12M "$u/huge.bin" -o "$tmp/got" && cmp -s "$tmp/got" "$www/huge.bin" ||
 	fail "sendfile to a slow reader: body differs"
-python3 -c 'import os, sys
+drop_pages() {
+	python3 -c 'import os, sys
 fd = os.open(sys.argv[1], os.O_RDONLY); os.fsync(fd)
-os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)' "$www/huge.bin"
+os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)' "$1"
+}
+drop_pages "$www/huge.bin"
 same_bytes huge.bin
+# dropped while it goes out: sendfile for the first chunks, read+send for the rest
+same_bytes huge.bin # in the cache again
+curl -sf --limit-rate 8M "$u/huge.bin" -o "$tmp/got" &
+slow=$!
+started_pids+=("$slow")
+sleep 1
+drop_pages "$www/huge.bin"
+wait "$slow" && cmp -s "$tmp/got" "$www/huge.bin" || fail "pages dropped mid-body: body differs"
 curl -sf "$u/huge.bin" -r 5000000- -o "$tmp/got" &&
 	cmp -s "$tmp/got" <(tail -c +5000001 "$www/huge.bin") || fail "sendfile: range differs"
 u=http://127.0.0.1:$p3 same_bytes huge.bin
