@@ -324,7 +324,7 @@ static bool cached(int fd, uint64_t off, uint64_t len)
 	return cs.nr_cache >= pages;
 }
 
-static void sendfile_kick(struct files_session *f);
+static void sendfile_turn(struct files_session *f, bool checked);
 
 static void on_sendfile_writable(struct sp_op *op, int res, uint32_t flags)
 {
@@ -336,7 +336,7 @@ static void on_sendfile_writable(struct sp_op *op, int res, uint32_t flags)
 		files_fail(f, res == -ECANCELED ? "stopped" : "send error");
 		return;
 	}
-	sendfile_kick(f);
+	sendfile_turn(f, false);
 }
 
 /* The rest of the body is not (all) in the page cache: read it through io_uring. */
@@ -347,15 +347,16 @@ static void sendfile_fall_back(struct files_session *f)
 }
 
 /* One turn: up to SENDFILE_CHUNK while the socket takes it, then poll for room (which
- * completes at once when there is some: other sessions of this shard get their turn). */
-static void sendfile_kick(struct files_session *f)
+ * completes at once when there is some: other sessions of this shard get their turn).
+ * checked: the caller just found this chunk in the page cache. */
+static void sendfile_turn(struct files_session *f, bool checked)
 {
 	if (!f->body_left) {
 		files_finish(f);
 		return;
 	}
 	uint64_t n = f->body_left < SENDFILE_CHUNK ? f->body_left : SENDFILE_CHUNK;
-	if (!cached(body_fd(f), f->body_off, n)) {
+	if (!checked && !cached(body_fd(f), f->body_off, n)) {
 		sendfile_fall_back(f);
 		return;
 	}
@@ -410,11 +411,11 @@ static void on_sendfile_head_sent(struct sp_op *op, int res, uint32_t flags)
 		sp_op_submit(&f->send_op, sqe);
 		return;
 	}
-	sendfile_kick(f);
+	sendfile_turn(f, false);
 }
 
-/* The socket must be non-blocking (sendfile on the shard) */
-static bool sendfile_start(struct files_session *f)
+/* sendfile on the shard needs a non-blocking socket (io_uring's ops do not mind) */
+static bool sock_nonblock(struct files_session *f)
 {
 	if (!f->sock_nonblock) {
 		int fl = fcntl(f->s.fd, F_GETFL);
@@ -422,6 +423,13 @@ static bool sendfile_start(struct files_session *f)
 			return false;
 		f->sock_nonblock = true;
 	}
+	return true;
+}
+
+static bool sendfile_start(struct files_session *f)
+{
+	if (!sock_nonblock(f))
+		return false;
 	f->head_off = 0;
 	f->send_op.fn = on_sendfile_head_sent;
 	send_progress(f);
@@ -429,6 +437,37 @@ static bool sendfile_start(struct files_session *f)
 	/* MSG_MORE: the head waits to share a segment with the body's first bytes */
 	io_uring_prep_send(sqe, f->s.fd, f->head, f->head_len_out, MSG_NOSIGNAL | MSG_MORE);
 	sp_op_submit(&f->send_op, sqe);
+	return true;
+}
+
+/*
+ * A body of FILES_SENDFILE_MIN..FILES_CONTENT_MAX bytes, when it is in the page cache:
+ * the head with send(MSG_MORE) and the body with sendfile, both straight from the shard,
+ * which costs less than copying the body into the socket from our cached contents.
+ * Returns false (nothing done) when the body is not in the page cache.
+ */
+bool files_sendfile_small(struct files_session *f)
+{
+	if (!cached(body_fd(f), f->body_off, f->body_left) || !sock_nonblock(f))
+		return false;
+	ssize_t k = send(f->s.fd, f->head, f->head_len_out, MSG_NOSIGNAL | MSG_MORE | MSG_DONTWAIT);
+	if (k < 0 && errno != EAGAIN && errno != EINTR) {
+		files_fail(f, "send error");
+		return true;
+	}
+	f->head_off = k > 0 ? (size_t)k : 0;
+	f->bytes_sent += f->head_off;
+	f->s.bytes_out += f->head_off;
+	send_progress(f);
+	f->send_op.fn = on_sendfile_head_sent;
+	if (f->head_off < f->head_len_out) { /* the socket is full already: through the ring */
+		struct io_uring_sqe *sqe = sp_sqe();
+		io_uring_prep_send(sqe, f->s.fd, f->head + f->head_off,
+				   f->head_len_out - f->head_off, MSG_NOSIGNAL | MSG_MORE);
+		sp_op_submit(&f->send_op, sqe);
+		return true;
+	}
+	sendfile_turn(f, true);
 	return true;
 }
 

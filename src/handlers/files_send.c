@@ -199,6 +199,9 @@ static void start_body(struct files_session *f)
 		send2(f, f->head, hl, NULL, 0);
 		return;
 	}
+	if (f->body_left >= FILES_SENDFILE_MIN && f->body_left <= FILES_CONTENT_MAX &&
+	    f->fs->conf->splice == SP_SPLICE_AUTO && files_sendfile_small(f))
+		return;
 	const char *content = f->entry ? files_entry_content(f->entry) : NULL;
 	if (content) {
 		send2(f, f->head, hl, content + f->body_off, (size_t)f->body_left);

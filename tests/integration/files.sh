@@ -21,6 +21,7 @@ echo "pkg" >"$www/x.deb"
 echo "bin" >"$www/noext"
 head -c 5000 /dev/urandom >"$www/mid.bin"
 head -c 70000 /dev/urandom >"$www/over64k.bin"
+head -c 49000 /dev/urandom >"$www/sf.bin" # 32..64 KiB: sendfile when in the page cache
 head -c $((3 * 1024 * 1024 + 123)) /dev/urandom >"$www/big.bin"
 echo 1 >"$www/listed/plain.txt"
 echo 2 >"$www/listed/<b>&\"q'.txt"
@@ -61,7 +62,7 @@ header() { # header NAME: the value in $tmp/h
 }
 status() { head -1 "$tmp/h" | cut -d' ' -f2; }
 
-for f in a.txt mid.bin over64k.bin big.bin index.html; do
+for f in a.txt mid.bin sf.bin over64k.bin big.bin index.html; do
 	same_bytes "$f"
 	same_bytes "$f" # twice: the second one comes from the cache
 done
@@ -84,6 +85,10 @@ os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)' "$1"
 }
 drop_pages "$www/huge.bin"
 same_bytes huge.bin
+drop_pages "$www/sf.bin"
+same_bytes sf.bin
+curl -sf "$u/sf.bin" -r 1000-40000 -o "$tmp/got" &&
+	cmp -s "$tmp/got" <(tail -c +1001 "$www/sf.bin" | head -c 39001) || fail "sendfile: small range differs"
 # dropped while it goes out: sendfile for the first chunks, read+send for the rest
 same_bytes huge.bin # in the cache again
 curl -sf --limit-rate 8M "$u/huge.bin" -o "$tmp/got" &
