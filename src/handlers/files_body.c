@@ -204,26 +204,42 @@ static void on_splice_out(struct sp_op *op, int res, uint32_t flags)
 	splice_kick(f);
 }
 
-static void on_head_sent(struct sp_op *op, int res, uint32_t flags)
+/* Ahead of a spliced or sendfile'd body the head goes out alone, from head_off, with
+ * MSG_MORE: it waits to share a segment with the body's first bytes. */
+static void send_head_rest(struct files_session *f)
 {
-	struct files_session *f = sp_container_of(op, struct files_session, send_op);
-	(void)flags;
+	struct io_uring_sqe *sqe = sp_sqe();
+	io_uring_prep_send(sqe, f->s.fd, f->head + f->head_off, f->head_len_out - f->head_off,
+			   MSG_NOSIGNAL | MSG_MORE);
+	sp_op_submit(&f->send_op, sqe);
+}
+
+/* A send of the head completed: true when all of it is out (the body goes next), false
+ * when the session failed or the rest of the head is on its way. */
+static bool head_sent(struct files_session *f, int res)
+{
 	if (f->closing)
-		return;
+		return false;
 	if (res <= 0) {
 		files_fail(f, res == -ECANCELED ? "stopped" : "send error");
-		return;
+		return false;
 	}
 	f->bytes_sent += (unsigned)res;
 	f->s.bytes_out += (unsigned)res;
 	f->head_off += (size_t)res;
 	if (f->head_off < f->head_len_out) {
-		struct io_uring_sqe *sqe = sp_sqe();
-		io_uring_prep_send(sqe, f->s.fd, f->head + f->head_off,
-				   f->head_len_out - f->head_off, MSG_NOSIGNAL | MSG_MORE);
-		sp_op_submit(&f->send_op, sqe);
-		return;
+		send_head_rest(f);
+		return false;
 	}
+	return true;
+}
+
+static void on_head_sent(struct sp_op *op, int res, uint32_t flags)
+{
+	struct files_session *f = sp_container_of(op, struct files_session, send_op);
+	(void)flags;
+	if (!head_sent(f, res))
+		return;
 	f->send_op.fn = on_splice_out;
 	splice_kick(f);
 }
@@ -254,8 +270,9 @@ static void splice_kick(struct files_session *f)
  * the kernel gives less than FILES_PIPE_MIN: read+send does better than a small pipe.
  * The socket becomes non-blocking for good (io_uring's own sends and receives do not
  * mind): a splice into a full socket then fails with EAGAIN, and we poll, instead of
- * holding one of io_uring's worker threads for as long as the client reads slowly. */
-static bool make_pipe(struct files_session *f)
+ * holding one of io_uring's worker threads for as long as the client reads slowly;
+ * sendfile on the shard needs it as well. */
+static bool sock_nonblock(struct files_session *f)
 {
 	if (!f->sock_nonblock) {
 		int fl = fcntl(f->s.fd, F_GETFL);
@@ -263,6 +280,13 @@ static bool make_pipe(struct files_session *f)
 			return false;
 		f->sock_nonblock = true;
 	}
+	return true;
+}
+
+static bool make_pipe(struct files_session *f)
+{
+	if (!sock_nonblock(f))
+		return false;
 	if (pipe2(f->pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
 		f->pipe[0] = f->pipe[1] = -1;
 		return false;
@@ -285,10 +309,7 @@ static void splice_start(struct files_session *f)
 	f->file_op.fn = on_splice_in;
 	f->send_op.fn = on_head_sent;
 	send_progress(f);
-	struct io_uring_sqe *sqe = sp_sqe();
-	/* MSG_MORE: the head waits to share a segment with the body's first bytes */
-	io_uring_prep_send(sqe, f->s.fd, f->head, f->head_len_out, MSG_NOSIGNAL | MSG_MORE);
-	sp_op_submit(&f->send_op, sqe);
+	send_head_rest(f);
 	splice_kick(f); /* the first splice in goes along with the head */
 }
 
@@ -394,36 +415,8 @@ static void on_sendfile_head_sent(struct sp_op *op, int res, uint32_t flags)
 {
 	struct files_session *f = sp_container_of(op, struct files_session, send_op);
 	(void)flags;
-	if (f->closing)
-		return;
-	if (res <= 0) {
-		files_fail(f, res == -ECANCELED ? "stopped" : "send error");
-		return;
-	}
-	f->bytes_sent += (unsigned)res;
-	f->s.bytes_out += (unsigned)res;
-	f->head_off += (size_t)res;
-	struct io_uring_sqe *sqe;
-	if (f->head_off < f->head_len_out) {
-		sqe = sp_sqe();
-		io_uring_prep_send(sqe, f->s.fd, f->head + f->head_off,
-				   f->head_len_out - f->head_off, MSG_NOSIGNAL | MSG_MORE);
-		sp_op_submit(&f->send_op, sqe);
-		return;
-	}
-	sendfile_turn(f, false);
-}
-
-/* sendfile on the shard needs a non-blocking socket (io_uring's ops do not mind) */
-static bool sock_nonblock(struct files_session *f)
-{
-	if (!f->sock_nonblock) {
-		int fl = fcntl(f->s.fd, F_GETFL);
-		if (fl < 0 || fcntl(f->s.fd, F_SETFL, fl | O_NONBLOCK) < 0)
-			return false;
-		f->sock_nonblock = true;
-	}
-	return true;
+	if (head_sent(f, res))
+		sendfile_turn(f, false);
 }
 
 static bool sendfile_start(struct files_session *f)
@@ -433,10 +426,7 @@ static bool sendfile_start(struct files_session *f)
 	f->head_off = 0;
 	f->send_op.fn = on_sendfile_head_sent;
 	send_progress(f);
-	struct io_uring_sqe *sqe = sp_sqe();
-	/* MSG_MORE: the head waits to share a segment with the body's first bytes */
-	io_uring_prep_send(sqe, f->s.fd, f->head, f->head_len_out, MSG_NOSIGNAL | MSG_MORE);
-	sp_op_submit(&f->send_op, sqe);
+	send_head_rest(f); /* the first turn checks the page cache (else: read+send) */
 	return true;
 }
 
@@ -461,10 +451,7 @@ bool files_sendfile_small(struct files_session *f)
 	send_progress(f);
 	f->send_op.fn = on_sendfile_head_sent;
 	if (f->head_off < f->head_len_out) { /* the socket is full already: through the ring */
-		struct io_uring_sqe *sqe = sp_sqe();
-		io_uring_prep_send(sqe, f->s.fd, f->head + f->head_off,
-				   f->head_len_out - f->head_off, MSG_NOSIGNAL | MSG_MORE);
-		sp_op_submit(&f->send_op, sqe);
+		send_head_rest(f);
 		return true;
 	}
 	sendfile_turn(f, true);
@@ -484,10 +471,7 @@ bool files_sendfile_small(struct files_session *f)
 void files_body_start(struct files_session *f)
 {
 	enum sp_files_splice mode = f->fs->conf->splice;
-	if (mode == SP_SPLICE_AUTO && f->body_left > FILES_SPLICE_MAX &&
-	    cached(body_fd(f), f->body_off,
-		   f->body_left < SENDFILE_CHUNK ? f->body_left : SENDFILE_CHUNK) &&
-	    sendfile_start(f))
+	if (mode == SP_SPLICE_AUTO && f->body_left > FILES_SPLICE_MAX && sendfile_start(f))
 		return;
 	bool splice = mode == SP_SPLICE_ON ||
 		      (mode == SP_SPLICE_AUTO && f->body_left <= FILES_SPLICE_MAX);
