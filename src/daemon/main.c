@@ -29,39 +29,9 @@ static void usage(FILE *out)
 		DEFAULT_CONFIG);
 }
 
-/* What this build cannot serve (a stage without a module, TLS) would be refused at
- * start: -t says so first. */
-static int check_built(const struct sp_config *cfg)
+static void print_line(void *arg, const char *msg)
 {
-	int ret = 0;
-	for (size_t i = 0; i < cfg->n_routes; i++) {
-		const struct sp_conf_route *r = &cfg->routes[i];
-		for (size_t k = 0; k < r->n_stages; k++) {
-			if (sp_stage_ops_for(r->stages[k].kind))
-				continue;
-			fprintf(stderr, "%s:%u:%u: route '%s': stage '%s' is not supported in this build\n",
-				cfg->path, r->stages[k].pos.line, r->stages[k].pos.col, r->name,
-				sp_stage_name(r->stages[k].kind));
-			ret = -ENOTSUP;
-		}
-	}
-	for (size_t i = 0; i < cfg->n_listeners; i++) {
-		const struct sp_conf_listener *l = &cfg->listeners[i];
-		if (!l->tls)
-			continue;
-		fprintf(stderr, "%s:%u:%u: listener '%s': tls: TLS termination is not in this build yet\n",
-			cfg->path, l->tls->pos.line, l->tls->pos.col, l->name);
-		ret = -ENOTSUP;
-	}
-	for (size_t i = 0; i < cfg->n_upstreams; i++) {
-		const struct sp_conf_upstream *u = &cfg->upstreams[i];
-		if (!u->tls)
-			continue;
-		fprintf(stderr, "%s:%u:%u: upstream '%s': tls: TLS origination is not in this build yet\n",
-			cfg->path, u->tls->pos.line, u->tls->pos.col, u->name);
-		ret = -ENOTSUP;
-	}
-	return ret;
+	fprintf(arg, "%s\n", msg);
 }
 
 /* -t: everything a start would check short of binding: schema, references, certs and
@@ -73,8 +43,8 @@ static int test_config(const char *path)
 	int ret = sp_config_load(path, &cfg, &errs);
 	if (ret == 0)
 		ret = sp_config_check_resources(cfg, &errs);
-	if (ret == 0)
-		ret = check_built(cfg);
+	if (ret == 0 && sp_gen_unservable(cfg, print_line, stderr))
+		ret = -ENOTSUP;
 	for (unsigned i = 0; i < errs.count; i++)
 		fprintf(stderr, "%s\n", errs.msgs[i]);
 	if (errs.dropped)

@@ -90,6 +90,60 @@ static void prefix_path(char *err, size_t errlen, const char *path)
 	snprintf(err, errlen, "%s", tmp);
 }
 
+unsigned sp_gen_unservable(const struct sp_config *cfg,
+			   void (*report)(void *arg, const char *msg), void *arg)
+{
+	char msg[512];
+	unsigned n = 0;
+
+	for (size_t i = 0; i < cfg->n_routes; i++) {
+		const struct sp_conf_route *r = &cfg->routes[i];
+		for (size_t k = 0; k < r->n_stages; k++) {
+			if (sp_stage_ops_for(r->stages[k].kind))
+				continue;
+			snprintf(msg, sizeof(msg), "%s:%u:%u: route '%s': stage '%s' is not supported "
+				 "in this build", cfg->path, r->stages[k].pos.line, r->stages[k].pos.col,
+				 r->name, sp_stage_name(r->stages[k].kind));
+			report(arg, msg);
+			n++;
+		}
+	}
+	/* serving a `tls:` listener in clear text would betray the operator: refuse it */
+	for (size_t i = 0; i < cfg->n_listeners; i++) {
+		const struct sp_conf_listener *l = &cfg->listeners[i];
+		if (!l->tls)
+			continue;
+		snprintf(msg, sizeof(msg), "%s:%u:%u: listener '%s': tls: TLS termination is not "
+			 "in this build yet", cfg->path, l->tls->pos.line, l->tls->pos.col, l->name);
+		report(arg, msg);
+		n++;
+	}
+	for (size_t i = 0; i < cfg->n_upstreams; i++) {
+		const struct sp_conf_upstream *u = &cfg->upstreams[i];
+		if (!u->tls)
+			continue;
+		snprintf(msg, sizeof(msg), "%s:%u:%u: upstream '%s': tls: TLS origination is not "
+			 "in this build yet", cfg->path, u->tls->pos.line, u->tls->pos.col, u->name);
+		report(arg, msg);
+		n++;
+	}
+	return n;
+}
+
+struct first_error {
+	char *buf;
+	size_t len;
+	bool set;
+};
+
+static void keep_first(void *arg, const char *msg)
+{
+	struct first_error *fe = arg;
+	if (!fe->set)
+		snprintf(fe->buf, fe->len, "%s", msg);
+	fe->set = true;
+}
+
 struct sp_gen *sp_gen_create(struct sp_config *cfg, unsigned number, unsigned nshards,
 			     char *err, size_t errlen)
 {
@@ -109,13 +163,8 @@ struct sp_gen *sp_gen_create(struct sp_config *cfg, unsigned number, unsigned ns
 		sp_gen_unref(g);
 		return NULL;
 	}
-	/* serving a `tls:` listener in clear text would betray the operator: refuse it */
-	for (size_t i = 0; i < cfg->n_listeners; i++) {
-		const struct sp_conf_listener *l = &cfg->listeners[i];
-		if (!l->tls)
-			continue;
-		snprintf(err, errlen, "%s:%u:%u: listener '%s': tls: TLS termination is not in this "
-			 "build yet", cfg->path, l->tls->pos.line, l->tls->pos.col, l->name);
+	struct first_error fe = { err, errlen };
+	if (sp_gen_unservable(cfg, keep_first, &fe)) {
 		sp_gen_unref(g);
 		return NULL;
 	}
