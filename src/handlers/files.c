@@ -24,6 +24,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -335,6 +337,11 @@ static void files_start(struct sp_session *s)
 	files_send_init(f);
 	files_open_init(f);
 	sp_sockaddr_str((struct sockaddr *)&s->peer, s->peerlen, f->client, sizeof(f->client));
+	/* Nagle would hold each response's last partial segment until the client ACKs
+	 * the one before (a delayed ACK, on keep-alive): a third fewer 1 MiB responses a
+	 * second on loopback. A head goes out with MSG_MORE, so no response is split. */
+	int one = 1;
+	setsockopt(s->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)); /* unix: fails, fine */
 
 	f->in_cap = fs->conf->max_header_size;
 	f->in = malloc(f->in_cap);
