@@ -28,8 +28,8 @@
 #define FILES_CHUNK (256 * 1024)      /* read+send buffer for larger bodies */
 #define FILES_PIPE_SIZE (1024 * 1024) /* splice pipe, per large body */
 #define FILES_PIPE_MIN (256 * 1024)   /* smaller: read+send instead */
-#define FILES_SPLICE_MAX (16u << 20)  /* splice: auto splices bodies up to this */
-#define FILES_SENDFILE_MIN (32 * 1024) /* auto: sendfile from here to FILES_CONTENT_MAX */
+#define FILES_SPLICE_MAX (16u << 20)  /* auto: splice uncached bodies up to this */
+#define FILES_SENDFILE_MIN (32 * 1024) /* auto: sendfile cached bodies from this size */
 #define FILES_HEAD_MAX 1024           /* a response head */
 #define FILES_PATH_MAX 4096
 #define FILES_LINGER_NS (2ull * 1000000000) /* reading what a closed-on client still sends */
@@ -193,8 +193,9 @@ void files_meta_from_statx(struct files_meta *m, const struct statx *stx, const 
 
 /* files_body.c: send f->head and body_left bytes at body_off, then files_finish */
 void files_body_start(struct files_session *f);
-/* A cached-contents-sized body straight from the page cache; false: not in it. */
-bool files_sendfile_small(struct files_session *f);
+/* A body of FILES_SENDFILE_MIN or more with sendfile from the page cache; false: its
+ * first bytes are not in it. */
+bool files_sendfile(struct files_session *f);
 void files_close_pipe(struct files_session *f);
 
 /* files_index.c: f->path is a directory without an index: a listing or a 403 */

@@ -419,26 +419,17 @@ static void on_sendfile_head_sent(struct sp_op *op, int res, uint32_t flags)
 		sendfile_turn(f, false);
 }
 
-static bool sendfile_start(struct files_session *f)
-{
-	if (!sock_nonblock(f))
-		return false;
-	f->head_off = 0;
-	f->send_op.fn = on_sendfile_head_sent;
-	send_progress(f);
-	send_head_rest(f); /* the first turn checks the page cache (else: read+send) */
-	return true;
-}
-
 /*
- * A body of FILES_SENDFILE_MIN..FILES_CONTENT_MAX bytes, when it is in the page cache:
- * the head with send(MSG_MORE) and the body with sendfile, both straight from the shard,
- * which costs less than copying the body into the socket from our cached contents.
+ * A body of FILES_SENDFILE_MIN bytes or more whose first SENDFILE_CHUNK is in the page
+ * cache: the head with send(MSG_MORE) and the body with sendfile, both straight from the
+ * shard, which costs less than copying a small body into the socket from our cached
+ * contents or splicing a large one through a pipe and io_uring's workers.
  * Returns false (nothing done) when the body is not in the page cache.
  */
-bool files_sendfile_small(struct files_session *f)
+bool files_sendfile(struct files_session *f)
 {
-	if (!cached(body_fd(f), f->body_off, f->body_left) || !sock_nonblock(f))
+	uint64_t first = f->body_left < SENDFILE_CHUNK ? f->body_left : SENDFILE_CHUNK;
+	if (!cached(body_fd(f), f->body_off, first) || !sock_nonblock(f))
 		return false;
 	ssize_t k = send(f->s.fd, f->head, f->head_len_out, MSG_NOSIGNAL | MSG_MORE | MSG_DONTWAIT);
 	if (k < 0 && errno != EAGAIN && errno != EINTR) {
@@ -459,20 +450,14 @@ bool files_sendfile_small(struct files_session *f)
 }
 
 /*
- * Which way (measured with scripts/bench/files, README). With many clients at once,
- * splice serves bodies up to a few MiB on the least CPU: no byte through our memory, two
- * ops per MiB with a 1 MiB pipe, and the work spread over io_uring's workers (sendfile
- * on the shard did worse there: the shard then does the whole loopback transmit). A
- * single long download goes fastest with sendfile (no pipe, no worker hand-off), and
- * about as fast with read+send as with splice on loopback. So `auto` splices bodies up
- * to FILES_SPLICE_MAX and sends longer ones with sendfile while they are in the page
- * cache, or reads and sends them.
+ * A body larger than FILES_CONTENT_MAX that files_sendfile did not take: not in the page
+ * cache, or `splice` is not auto. Splice moves it without a copy and blocks only
+ * io_uring's workers on the disk; `auto` splices bodies up to FILES_SPLICE_MAX (a pipe
+ * per session costs memory: longer ones are read and sent, in FILES_CHUNK pieces).
  */
 void files_body_start(struct files_session *f)
 {
 	enum sp_files_splice mode = f->fs->conf->splice;
-	if (mode == SP_SPLICE_AUTO && f->body_left > FILES_SPLICE_MAX && sendfile_start(f))
-		return;
 	bool splice = mode == SP_SPLICE_ON ||
 		      (mode == SP_SPLICE_AUTO && f->body_left <= FILES_SPLICE_MAX);
 	if (splice && make_pipe(f))

@@ -199,8 +199,8 @@ static void start_body(struct files_session *f)
 		send2(f, f->head, hl, NULL, 0);
 		return;
 	}
-	if (f->body_left >= FILES_SENDFILE_MIN && f->body_left <= FILES_CONTENT_MAX &&
-	    f->fs->conf->splice == SP_SPLICE_AUTO && files_sendfile_small(f))
+	if (f->body_left >= FILES_SENDFILE_MIN && f->fs->conf->splice == SP_SPLICE_AUTO &&
+	    files_sendfile(f))
 		return;
 	const char *content = f->entry ? files_entry_content(f->entry) : NULL;
 	if (content) {

@@ -71,9 +71,10 @@ u=http://127.0.0.1:$p2 same_bytes over64k.bin
 curl -sf "http://127.0.0.1:$p2/big.bin" -r 1000-2000000 -o "$tmp/got" &&
 	cmp -s "$tmp/got" <(tail -c +1001 "$www/big.bin" | head -c 1999001) || fail "splice: range differs"
 
-# auto, over 16 MiB: sendfile while the range is in the page cache (4 MiB chunks; a slow reader
-# fills the socket, so sendfile stops at EAGAIN and polls), read+send from where it is not
-# (the pages dropped first); splice: off reads and sends
+# auto: sendfile while the range is in the page cache (4 MiB chunks; a slow reader fills
+# the socket, so sendfile stops at EAGAIN and polls); a body whose pages were dropped is
+# spliced up to 16 MiB, read and sent over that, and read and sent from where it stops
+# being in the cache mid-body; splice: off reads and sends
 head -c $((17 * 1024 * 1024 + 7)) /dev/urandom >"$www/huge.bin"
 same_bytes huge.bin
 curl -sf --limit-rate 12M "$u/huge.bin" -o "$tmp/got" && cmp -s "$tmp/got" "$www/huge.bin" ||
@@ -85,6 +86,14 @@ os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)' "$1"
 }
 drop_pages "$www/huge.bin"
 same_bytes huge.bin
+drop_pages "$www/big.bin"
+same_bytes big.bin
+drop_pages "$www/big.bin"
+curl -sf "$u/big.bin" -r 1000-2000000 -o "$tmp/got" &&
+	cmp -s "$tmp/got" <(tail -c +1001 "$www/big.bin" | head -c 1999001) ||
+	fail "auto splice of an uncached body: range differs"
+curl -sf --limit-rate 4M "$u/big.bin" -o "$tmp/got" && cmp -s "$tmp/got" "$www/big.bin" ||
+	fail "sendfile of a 3 MiB body to a slow reader: body differs"
 drop_pages "$www/sf.bin"
 same_bytes sf.bin
 curl -sf "$u/sf.bin" -r 1000-40000 -o "$tmp/got" &&
