@@ -38,10 +38,51 @@
 
 static void read_more(struct files_session *f);
 static void try_parse(struct files_session *f);
+static void end_session(struct files_session *f, const char *reason);
 
 struct files_cache *files_my_cache(struct files_session *f)
 {
 	return f->fs->caches[sp_shard_index(sp_task_shard(&f->s.task))];
+}
+
+static struct files_pool *my_pool(struct files_session *f)
+{
+	return &f->fs->pools[sp_shard_index(sp_task_shard(&f->s.task))];
+}
+
+/* A work area for the request about to be answered; false: none (the session ends). */
+static bool take_work(struct files_session *f)
+{
+	if (f->w)
+		return true;
+	struct files_pool *p = my_pool(f);
+	struct files_work *w = p->free;
+	if (w) {
+		p->free = w->next;
+		p->n--;
+	} else if (!(w = malloc(sizeof(*w)))) {
+		sp_log(SP_LOG_ERR, "files: out of memory for a request");
+		end_session(f, "out of memory");
+		return false;
+	}
+	f->w = w;
+	return true;
+}
+
+static void give_back_work(struct files_session *f)
+{
+	struct files_work *w = f->w;
+	if (!w)
+		return;
+	f->w = NULL;
+	struct files_pool *p = my_pool(f);
+	if (p->n >= FILES_POOL_KEEP) {
+		free(w);
+		return;
+	}
+	w->next = p->free;
+	p->free = w;
+	p->n++;
 }
 
 void files_set_deadline(struct files_session *f, enum files_phase phase, uint64_t timeout_ns)
@@ -133,6 +174,7 @@ void files_finish(struct files_session *f)
 {
 	log_request(f);
 	files_release_file(f);
+	give_back_work(f);
 	f->requests++;
 	f->responding = false;
 	if (f->close_after || !f->keep_alive || f->peer_closed) {
@@ -164,7 +206,7 @@ static void handle_request(struct files_session *f)
 	f->responding = true;
 	files_set_deadline(f, PH_WORK, fs->conf->send_timeout_ms * MS);
 
-	int ret = sp_http_path(f->req.target.p, f->req.target.len, f->path, sizeof(f->path),
+	int ret = sp_http_path(f->req.target.p, f->req.target.len, f->w->path, sizeof(f->w->path),
 			       &f->path_flags);
 	if (ret < 0) {
 		files_respond_error(f, -ret, false);
@@ -187,6 +229,8 @@ static void try_parse(struct files_session *f)
 {
 	char *p = f->in + f->in_start;
 	long n = sp_http_parse(p, f->in_len, &f->scanned, &f->fs->limits, &f->req);
+	if (n != 0 && !take_work(f))
+		return;
 	if (n > 0) {
 		f->head_len = (size_t)n;
 		handle_request(f);
@@ -200,7 +244,7 @@ static void try_parse(struct files_session *f)
 		memmove(f->in, p, f->in_len);
 		f->in_start = 0;
 		read_more(f);
-	} else {
+	} else if (take_work(f)) {
 		f->keep_alive = false;
 		f->responding = true;
 		files_respond_error(f, sp_http_overflow_status(p, f->in_len), true);
@@ -345,8 +389,7 @@ static void files_start(struct sp_session *s)
 
 	f->in_cap = fs->conf->max_header_size;
 	f->in = malloc(f->in_cap);
-	f->out = malloc(FILES_HEAD_MAX + FILES_CONTENT_MAX);
-	if (!f->in || !f->out) {
+	if (!f->in) {
 		sp_log(SP_LOG_ERR, "files: out of memory for a session");
 		end_session(f, "out of memory");
 		return;
@@ -360,8 +403,8 @@ static void files_release(struct sp_session *s)
 {
 	struct files_session *f = (struct files_session *)s;
 	files_release_file(f);
+	give_back_work(f);
 	free(f->in);
-	free(f->out);
 	free(f->chunk);
 	free(f->listing);
 }
@@ -377,6 +420,13 @@ static void files_destroy(struct sp_stage *st)
 	for (unsigned i = 0; fs->caches && i < fs->nshards; i++)
 		files_cache_destroy(fs->caches[i]);
 	free(fs->caches);
+	for (unsigned i = 0; fs->pools && i < fs->nshards; i++)
+		while (fs->pools[i].free) {
+			struct files_work *w = fs->pools[i].free;
+			fs->pools[i].free = w->next;
+			free(w);
+		}
+	free(fs->pools);
 	sp_mime_free(fs->mime);
 	if (fs->root_fd >= 0)
 		close(fs->root_fd);
@@ -407,7 +457,8 @@ static int files_init(struct sp_stage *st, unsigned nshards, char *err, size_t e
 	}
 	size_t loaded;
 	fs->caches = calloc(nshards, sizeof(*fs->caches));
-	if (!fs->caches || sp_mime_create("/etc/mime.types", &fs->mime, &loaded) < 0) {
+	fs->pools = calloc(nshards, sizeof(*fs->pools));
+	if (!fs->caches || !fs->pools || sp_mime_create("/etc/mime.types", &fs->mime, &loaded) < 0) {
 		files_destroy(st);
 		return -ENOMEM;
 	}

@@ -85,12 +85,32 @@ const char *files_entry_path(const struct files_entry *e);
 /* ------------------------------------------------------------------------------------ */
 /* The stage and the session                                                             */
 
+/* What a request needs while it is answered and not while its connection waits: taken
+ * from the shard's pool when a request head is in, given back when the answer is out,
+ * so an idle keep-alive connection holds none of it. The fields every request touches
+ * come first: a pooled one is warm in the cache. */
+struct files_work {
+	struct files_work *next;     /* pool link */
+	struct open_how how;
+	struct statx stx;
+	char head[FILES_HEAD_MAX];   /* the response head */
+	char path[FILES_PATH_MAX];   /* the decoded path, relative to root */
+	char out[FILES_HEAD_MAX + FILES_CONTENT_MAX]; /* head + a small body read for it */
+};
+
+struct files_pool {                  /* a shard's spare work areas */
+	struct files_work *free;
+	unsigned n;
+};
+#define FILES_POOL_KEEP 64           /* spares kept per shard; more go back to malloc */
+
 struct files_stage {
 	const struct sp_conf_files *conf;
 	int root_fd;                /* O_PATH | O_DIRECTORY, opened at init */
 	struct sp_mime *mime;
 	struct sp_http_limits limits;
 	struct files_cache **caches; /* [nshards] */
+	struct files_pool *pools;    /* [nshards] */
 	unsigned nshards;
 	char cache_control[256];    /* "Cache-Control: ...\r\n" or "" */
 	bool access_log;
@@ -129,13 +149,11 @@ struct files_session {
 	unsigned requests;
 
 	/* the request being served */
-	char path[FILES_PATH_MAX];
+	struct files_work *w;        /* while it is: path, head, ... (NULL when idle) */
 	unsigned path_flags;
 	size_t dir_len;              /* path without "/index.html" */
 	enum { OPEN_FILE, OPEN_INDEX, OPEN_DIR_PROBE } open_kind;
 	unsigned open_tries;
-	struct open_how how;
-	struct statx stx;
 	int fd;                      /* open file, or -1; owned unless entry is set */
 	struct files_entry *entry;   /* cache reference, or NULL */
 	struct files_cache *entry_cache; /* where entry lives (content is added there only) */
@@ -146,9 +164,7 @@ struct files_session {
 	bool close_after;            /* answer, then close (errors) */
 
 	/* output */
-	char head[FILES_HEAD_MAX];
-	size_t head_len_out;
-	char *out;                   /* head + small body, FILES_CONTENT_MAX + FILES_HEAD_MAX */
+	size_t head_len_out;         /* of w->head */
 	char *chunk;                 /* read+send buffer, allocated on first large body */
 	char *listing;               /* autoindex page */
 	size_t listing_len;

@@ -136,7 +136,7 @@ static void rw_start(struct files_session *f, bool with_head)
 	size_t head = with_head ? f->head_len_out : 0;
 	f->half[0] = (struct files_half){ .buf = f->chunk, .len = head };
 	f->half[1] = (struct files_half){ .buf = f->chunk + HALF };
-	memcpy(f->chunk, f->head, head);
+	memcpy(f->chunk, f->w->head, head);
 	f->read_idx = f->send_idx = 0;
 	f->file_op.fn = on_rw_read;
 	f->send_op.fn = on_rw_sent;
@@ -209,7 +209,7 @@ static void on_splice_out(struct sp_op *op, int res, uint32_t flags)
 static void send_head_rest(struct files_session *f)
 {
 	struct io_uring_sqe *sqe = sp_sqe();
-	io_uring_prep_send(sqe, f->s.fd, f->head + f->head_off, f->head_len_out - f->head_off,
+	io_uring_prep_send(sqe, f->s.fd, f->w->head + f->head_off, f->head_len_out - f->head_off,
 			   MSG_NOSIGNAL | MSG_MORE);
 	sp_op_submit(&f->send_op, sqe);
 }
@@ -431,7 +431,7 @@ bool files_sendfile(struct files_session *f)
 	uint64_t first = f->body_left < SENDFILE_CHUNK ? f->body_left : SENDFILE_CHUNK;
 	if (!cached(body_fd(f), f->body_off, first) || !sock_nonblock(f))
 		return false;
-	ssize_t k = send(f->s.fd, f->head, f->head_len_out, MSG_NOSIGNAL | MSG_MORE | MSG_DONTWAIT);
+	ssize_t k = send(f->s.fd, f->w->head, f->head_len_out, MSG_NOSIGNAL | MSG_MORE | MSG_DONTWAIT);
 	if (k < 0 && errno != EAGAIN && errno != EINTR) {
 		files_fail(f, "send error");
 		return true;

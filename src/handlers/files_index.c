@@ -105,7 +105,7 @@ static int read_dir(struct files_session *f, struct item **out, size_t *count, b
 				.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS };
 	int fd;
 	do /* the helper thread may wait: it is not a shard */
-		fd = (int)syscall(SYS_openat2, f->fs->root_fd, f->path, &how, sizeof(how));
+		fd = (int)syscall(SYS_openat2, f->fs->root_fd, f->w->path, &how, sizeof(how));
 	while (fd < 0 && errno == EAGAIN);
 	if (fd < 0)
 		return -errno;
@@ -155,7 +155,7 @@ static int read_dir(struct files_session *f, struct item **out, size_t *count, b
 	return ret;
 }
 
-/* Helper thread: f->path is the directory; fills f->listing. */
+/* Helper thread: f->w->path is the directory; fills f->listing. */
 static int build_listing(struct sp_job *job)
 {
 	struct files_session *f = sp_container_of(job, struct files_session, job);
@@ -168,7 +168,7 @@ static int build_listing(struct sp_job *job)
 		if (n)
 			qsort(v, n, sizeof(*v), by_name);
 		char title[FILES_PATH_MAX + 2];
-		snprintf(title, sizeof(title), "/%s/", strcmp(f->path, ".") ? f->path : "");
+		snprintf(title, sizeof(title), "/%s/", strcmp(f->w->path, ".") ? f->w->path : "");
 		if (!strcmp(title, "//"))
 			title[1] = '\0';
 		adds(&pg, "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Index of ");

@@ -81,7 +81,7 @@ static void on_statx(struct sp_op *op, int res, uint32_t flags)
 			files_respond_error(f, status_of(-res), false);
 		return;
 	}
-	unsigned mode = f->stx.stx_mode;
+	unsigned mode = f->w->stx.stx_mode;
 	if (S_ISDIR(mode)) {
 		close_own_fd(f);
 		if (f->open_kind == OPEN_DIR_PROBE)
@@ -97,9 +97,9 @@ static void on_statx(struct sp_op *op, int res, uint32_t flags)
 		files_respond_error(f, 404, false);
 		return;
 	}
-	files_meta_from_statx(&f->meta, &f->stx, sp_mime_lookup(f->fs->mime, f->path));
+	files_meta_from_statx(&f->meta, &f->w->stx, sp_mime_lookup(f->fs->mime, f->w->path));
 	struct files_cache *c = files_my_cache(f);
-	struct files_entry *e = files_cache_insert(c, f->path, f->fd, &f->meta, sp_now_ns());
+	struct files_entry *e = files_cache_insert(c, f->w->path, f->fd, &f->meta, sp_now_ns());
 	if (e) { /* the cache owns the fd now; we hold a reference */
 		f->fd = -1;
 		files_entry_get(e);
@@ -129,7 +129,7 @@ static void on_open(struct sp_op *op, int res, uint32_t flags)
 	if (res < 0) {
 		if (f->open_kind == OPEN_INDEX && res == -ENOENT) {
 			/* no index: is the directory itself there? (for autoindex or a 403) */
-			f->path[f->dir_len] = '\0';
+			f->w->path[f->dir_len] = '\0';
 			f->open_kind = OPEN_DIR_PROBE;
 			submit_open(f, true);
 			return;
@@ -140,19 +140,19 @@ static void on_open(struct sp_op *op, int res, uint32_t flags)
 	f->fd = res;
 	f->file_op.fn = on_statx;
 	struct io_uring_sqe *sqe = sp_sqe();
-	io_uring_prep_statx(sqe, f->fd, "", AT_EMPTY_PATH, STATX_BASIC_STATS, &f->stx);
+	io_uring_prep_statx(sqe, f->fd, "", AT_EMPTY_PATH, STATX_BASIC_STATS, &f->w->stx);
 	sp_op_submit(&f->file_op, sqe);
 }
 
 static void submit_open(struct files_session *f, bool directory)
 {
-	memset(&f->how, 0, sizeof(f->how));
+	memset(&f->w->how, 0, sizeof(f->w->how));
 	/* O_NONBLOCK: opening a FIFO must not wait for a writer */
-	f->how.flags = O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY | (directory ? O_DIRECTORY : 0);
-	f->how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
+	f->w->how.flags = O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY | (directory ? O_DIRECTORY : 0);
+	f->w->how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
 	f->file_op.fn = on_open;
 	struct io_uring_sqe *sqe = sp_sqe();
-	io_uring_prep_openat2(sqe, f->fs->root_fd, f->path, &f->how);
+	io_uring_prep_openat2(sqe, f->fs->root_fd, f->w->path, &f->w->how);
 	sp_op_submit(&f->file_op, sqe);
 }
 
@@ -175,7 +175,7 @@ static void on_revalidate(struct sp_op *op, int res, uint32_t flags)
 		return;
 	}
 	struct files_entry *e = f->entry;
-	if (res == 0 && same_file(files_entry_meta(e), &f->stx)) {
+	if (res == 0 && same_file(files_entry_meta(e), &f->w->stx)) {
 		files_entry_validated(e, sp_now_ns());
 		files_respond_file(f);
 		return;
@@ -193,18 +193,18 @@ void files_open_path(struct files_session *f)
 	struct files_cache *c = files_my_cache(f);
 	f->open_tries = 0;
 	f->open_kind = OPEN_FILE;
-	f->dir_len = strlen(f->path);
+	f->dir_len = strlen(f->w->path);
 	if (f->path_flags & SP_HTTP_PATH_DIR) { /* "dir/index.html" ("./index.html") */
-		int n = snprintf(f->path + f->dir_len, sizeof(f->path) - f->dir_len, "/%s",
+		int n = snprintf(f->w->path + f->dir_len, sizeof(f->w->path) - f->dir_len, "/%s",
 				 f->fs->conf->index);
-		if (n < 0 || (size_t)n >= sizeof(f->path) - f->dir_len) {
+		if (n < 0 || (size_t)n >= sizeof(f->w->path) - f->dir_len) {
 			files_respond_error(f, 414, false);
 			return;
 		}
 		f->open_kind = OPEN_INDEX;
 	}
 	bool stale;
-	struct files_entry *e = files_cache_find(c, f->path, sp_now_ns(),
+	struct files_entry *e = files_cache_find(c, f->w->path, sp_now_ns(),
 						 f->fs->conf->file_cache_valid_ms * 1000000ull, &stale);
 	if (e && !stale) {
 		use_entry(f, e);
@@ -217,7 +217,7 @@ void files_open_path(struct files_session *f)
 		f->meta = *files_entry_meta(e);
 		f->file_op.fn = on_revalidate;
 		struct io_uring_sqe *sqe = sp_sqe();
-		io_uring_prep_statx(sqe, f->fs->root_fd, f->path, 0, STATX_BASIC_STATS, &f->stx);
+		io_uring_prep_statx(sqe, f->fs->root_fd, f->w->path, 0, STATX_BASIC_STATS, &f->w->stx);
 		sp_op_submit(&f->file_op, sqe);
 		return;
 	}

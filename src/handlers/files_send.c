@@ -183,20 +183,20 @@ static void on_read_small(struct sp_op *op, int res, uint32_t flags)
 		files_fail(f, res == -ECANCELED ? "stopped" : res < 0 ? "read error" : "file changed");
 		return;
 	}
-	char *body = f->out + f->head_len_out;
+	char *body = f->w->out + f->head_len_out;
 	/* keep a copy of a whole small file in the cache of the shard that holds it */
 	if (f->entry && f->body_off == 0 && f->body_left == f->meta.size &&
 	    f->entry_cache == files_my_cache(f))
 		files_cache_set_content(f->entry_cache, f->entry, body, (size_t)f->body_left);
-	send2(f, f->out, f->head_len_out + (size_t)f->body_left, NULL, 0);
+	send2(f, f->w->out, f->head_len_out + (size_t)f->body_left, NULL, 0);
 }
 
-/* The head is in f->head[0..head_len_out); the body is body_left bytes at body_off. */
+/* The head is in f->w->head[0..head_len_out); the body is body_left bytes at body_off. */
 static void start_body(struct files_session *f)
 {
 	size_t hl = f->head_len_out;
 	if (!f->body_left) {
-		send2(f, f->head, hl, NULL, 0);
+		send2(f, f->w->head, hl, NULL, 0);
 		return;
 	}
 	if (f->body_left >= FILES_SENDFILE_MIN && f->fs->conf->splice == SP_SPLICE_AUTO &&
@@ -204,14 +204,14 @@ static void start_body(struct files_session *f)
 		return;
 	const char *content = f->entry ? files_entry_content(f->entry) : NULL;
 	if (content) {
-		send2(f, f->head, hl, content + f->body_off, (size_t)f->body_left);
+		send2(f, f->w->head, hl, content + f->body_off, (size_t)f->body_left);
 		return;
 	}
 	if (f->body_left <= FILES_CONTENT_MAX) {
-		memcpy(f->out, f->head, hl);
+		memcpy(f->w->out, f->w->head, hl);
 		f->file_op.fn = on_read_small;
 		struct io_uring_sqe *sqe = sp_sqe();
-		io_uring_prep_read(sqe, f->entry ? files_entry_fd(f->entry) : f->fd, f->out + hl,
+		io_uring_prep_read(sqe, f->entry ? files_entry_fd(f->entry) : f->fd, f->w->out + hl,
 				   (unsigned)f->body_left,
 				   f->body_off);
 		sp_op_submit(&f->file_op, sqe);
@@ -225,7 +225,7 @@ static void start_body(struct files_session *f)
 
 static void not_modified(struct files_session *f)
 {
-	struct w w = { f->head };
+	struct w w = { f->w->head };
 	f->status = 304;
 	w.p += files_status_line(w.p, 304);
 	put(&w, "Last-Modified: ");
@@ -235,7 +235,7 @@ static void not_modified(struct files_session *f)
 	put(&w, "\r\n");
 	put(&w, f->fs->cache_control);
 	put_connection(f, &w);
-	f->head_len_out = (size_t)(w.p - f->head);
+	f->head_len_out = (size_t)(w.p - f->w->head);
 	f->body_left = 0;
 	start_body(f);
 }
@@ -273,7 +273,7 @@ void files_respond_file(struct files_session *f)
 	}
 	uint64_t len = status == 206 ? last - first + 1 : m->size;
 
-	struct w w = { f->head };
+	struct w w = { f->w->head };
 	f->status = status;
 	w.p += files_status_line(w.p, status);
 	put(&w, "Content-Type: ");
@@ -296,7 +296,7 @@ void files_respond_file(struct files_session *f)
 	}
 	put(&w, f->fs->cache_control);
 	put_connection(f, &w);
-	f->head_len_out = (size_t)(w.p - f->head);
+	f->head_len_out = (size_t)(w.p - f->w->head);
 	f->body_off = first;
 	f->body_left = r->method == SP_HTTP_HEAD ? 0 : len;
 	start_body(f);
@@ -311,7 +311,7 @@ static void respond_text(struct files_session *f, int status, const char *extra,
 		f->close_after = true;
 		f->keep_alive = false;
 	}
-	struct w w = { f->head };
+	struct w w = { f->w->head };
 	f->status = status;
 	w.p += files_status_line(w.p, status);
 	put(&w, "Content-Type: text/plain; charset=utf-8\r\nContent-Length: ");
@@ -319,11 +319,11 @@ static void respond_text(struct files_session *f, int status, const char *extra,
 	put(&w, "\r\n");
 	put(&w, extra);
 	put_connection(f, &w);
-	f->head_len_out = (size_t)(w.p - f->head);
+	f->head_len_out = (size_t)(w.p - f->w->head);
 	bool head_only = f->head_len > 0 && f->req.method == SP_HTTP_HEAD;
-	memcpy(f->out, f->head, f->head_len_out);
-	memcpy(f->out + f->head_len_out, body, (size_t)bl);
-	send2(f, f->out, f->head_len_out + (head_only ? 0 : (size_t)bl), NULL, 0);
+	memcpy(f->w->out, f->w->head, f->head_len_out);
+	memcpy(f->w->out + f->head_len_out, body, (size_t)bl);
+	send2(f, f->w->out, f->head_len_out + (head_only ? 0 : (size_t)bl), NULL, 0);
 }
 
 void files_respond_error(struct files_session *f, int status, bool close_after)
@@ -369,7 +369,7 @@ void files_respond_redirect(struct files_session *f)
 	 * and the query was checked by the parser (no CR, LF or controls): nothing unchecked
 	 * reaches the header. */
 	char loc[512];
-	size_t n = files_url_encode(loc, sizeof(loc), f->path, f->dir_len);
+	size_t n = files_url_encode(loc, sizeof(loc), f->w->path, f->dir_len);
 	const char *t = f->req.target.p, *end = t + f->req.target.len;
 	const char *q = memchr(t, '?', f->req.target.len);
 	const char *hash = memchr(t, '#', f->req.target.len);
@@ -387,16 +387,16 @@ void files_respond_redirect(struct files_session *f)
 
 void files_respond_listing(struct files_session *f)
 {
-	struct w w = { f->head };
+	struct w w = { f->w->head };
 	f->status = 200;
 	w.p += files_status_line(w.p, 200);
 	put(&w, "Content-Type: text/html; charset=utf-8\r\nContent-Length: ");
 	put_u64(&w, f->listing_len);
 	put(&w, "\r\n");
 	put_connection(f, &w);
-	f->head_len_out = (size_t)(w.p - f->head);
+	f->head_len_out = (size_t)(w.p - f->w->head);
 	bool head_only = f->req.method == SP_HTTP_HEAD;
-	send2(f, f->head, f->head_len_out, f->listing, head_only ? 0 : f->listing_len);
+	send2(f, f->w->head, f->head_len_out, f->listing, head_only ? 0 : f->listing_len);
 }
 
 void files_close_pipe(struct files_session *f)
