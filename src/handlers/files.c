@@ -240,9 +240,22 @@ static void try_parse(struct files_session *f)
 		files_respond_error(f, (int)-n, true);
 	} else if (f->in_start + f->in_len < f->in_cap) {
 		read_more(f);
+	} else if (sp_op_busy(&f->recv_op)) {
+		return; /* a read-ahead still writes into in: its completion comes back here */
 	} else if (f->in_start) { /* room at the front: move the partial head there */
 		memmove(f->in, p, f->in_len);
 		f->in_start = 0;
+		read_more(f);
+	} else if (f->in_cap < f->fs->conf->max_header_size) { /* a long head: grow */
+		size_t cap = f->in_cap * 4 < f->fs->conf->max_header_size ? f->in_cap * 4
+									   : f->fs->conf->max_header_size;
+		char *in = realloc(f->in, cap);
+		if (!in) {
+			end_session(f, "out of memory");
+			return;
+		}
+		f->in = in;
+		f->in_cap = cap;
 		read_more(f);
 	} else if (take_work(f)) {
 		f->keep_alive = false;
@@ -387,7 +400,9 @@ static void files_start(struct sp_session *s)
 	int one = 1;
 	setsockopt(s->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)); /* unix: fails, fine */
 
-	f->in_cap = fs->conf->max_header_size;
+	/* most request heads fit in FILES_IN_MIN; a longer one grows it to max_header_size */
+	f->in_cap = fs->conf->max_header_size < FILES_IN_MIN ? fs->conf->max_header_size
+							   : FILES_IN_MIN;
 	f->in = malloc(f->in_cap);
 	if (!f->in) {
 		sp_log(SP_LOG_ERR, "files: out of memory for a session");

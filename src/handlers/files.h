@@ -31,6 +31,7 @@
 #define FILES_SPLICE_MAX (16u << 20)  /* auto: splice uncached bodies up to this */
 #define FILES_SENDFILE_MIN (32 * 1024) /* auto: sendfile cached bodies from this size */
 #define FILES_HEAD_MAX 1024           /* a response head */
+#define FILES_IN_MIN 1024             /* the request buffer to start with */
 #define FILES_PATH_MAX 4096
 #define FILES_LINGER_NS (2ull * 1000000000) /* reading what a closed-on client still sends */
 #define FILES_ETAG_MAX 64

@@ -61,6 +61,31 @@ expect_refusal 414 "GET /$long HTTP/1.1\r\nHost: h\r\n\r\n"
 expect_refusal 431 "GET / HTTP/1.1\r\nHost: h\r\nX-Big: $long\r\n\r\n"
 many=$(for i in $(seq 25); do printf 'X-%d: %d\\r\\n' "$i" "$i"; done)
 expect_refusal 431 "GET / HTTP/1.1\r\nHost: h\r\n${many}\r\n"
+# heads longer than the 1 KiB a connection starts with, up to max_header_size, are served:
+# in one write, in pieces, and pipelined behind a short one (the buffer grows, keeps
+# the bytes read ahead, and moves a partial head to its front)
+fits=$(head -c 1800 /dev/zero | tr '\0' b)
+out=$(printf "GET /a.txt HTTP/1.1\r\nHost: h\r\nX-Fits: $fits\r\nConnection: close\r\n\r\n" | raw --timeout 3)
+grep -q '^plain text' <<<"$out" || fail "an 1.9 KiB head was not served: $(head -1 <<<"$out")"
+out=$(python3 - "$port" "$fits" <<'PY'
+import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+head = ("GET /a.txt HTTP/1.1\r\nHost: h\r\nX-Fits: %s\r\nConnection: close\r\n\r\n" % sys.argv[2]).encode()
+for i in range(0, len(head), 600):  # in pieces: the first ones fill the 1 KiB buffer
+    s.sendall(head[i:i + 600])
+    time.sleep(0.1)
+s.settimeout(3)
+got = b""
+while (b := s.recv(65536)):
+    got += b
+print(got.decode(errors="replace"))
+PY
+)
+grep -q '^plain text' <<<"$out" || fail "a 1.9 KiB head sent in pieces was not served: $(head -1 <<<"$out")"
+out=$(printf "GET /a.txt HTTP/1.1\r\nHost: h\r\n\r\nGET /index.html HTTP/1.1\r\nHost: h\r\nX-Fits: $fits\r\nConnection: close\r\n\r\n" |
+	raw --timeout 3)
+[ "$(grep -c '^HTTP/1.1 200 OK' <<<"$out")" = 2 ] || fail "a long head pipelined behind a short one: $out"
+grep -q '^hello' <<<"$out" || fail "the long pipelined head's answer is missing its body"
 
 # pipelining: three requests in one write, three answers in order, then the close asked for
 out=$(printf 'GET /a.txt HTTP/1.1\r\nHost: h\r\n\r\nHEAD /index.html HTTP/1.1\r\nHost: h\r\n\r\nGET /index.html HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n' |
