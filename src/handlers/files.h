@@ -193,7 +193,7 @@ struct files_cache *files_my_cache(struct files_session *f);
 bool files_link_recv(struct files_session *f, struct io_uring_sqe *send_sqe);
 void files_submit_linked_recv(struct files_session *f);
 
-/* files_open.c: resolve f->path (parsed from the request) and serve it */
+/* files_open.c: resolve f->w->path (parsed from the request) and serve it */
 void files_open_init(struct files_session *f);
 void files_open_path(struct files_session *f);
 
@@ -208,14 +208,14 @@ void files_release_file(struct files_session *f);
 size_t files_status_line(char *p, int status);
 void files_meta_from_statx(struct files_meta *m, const struct statx *stx, const char *mime);
 
-/* files_body.c: send f->head and body_left bytes at body_off, then files_finish */
+/* files_body.c: send f->w->head and body_left bytes at body_off, then files_finish */
 void files_body_start(struct files_session *f);
 /* A body of FILES_SENDFILE_MIN or more with sendfile from the page cache; false: its
  * first bytes are not in it. */
 bool files_sendfile(struct files_session *f);
 void files_close_pipe(struct files_session *f);
 
-/* files_index.c: f->path is a directory without an index: a listing or a 403 */
+/* files_index.c: f->w->path is a directory without an index: a listing or a 403 */
 void files_autoindex_or_forbid(struct files_session *f);
 
 #endif

@@ -424,7 +424,7 @@ static void on_sendfile_head_sent(struct sp_op *op, int res, uint32_t flags)
  * cache: the head with send(MSG_MORE) and the body with sendfile, both straight from the
  * shard, which costs less than copying a small body into the socket from our cached
  * contents or splicing a large one through a pipe and io_uring's workers.
- * Returns false (nothing done) when the body is not in the page cache.
+ * Returns false (nothing done) when its first chunk is not in the page cache.
  */
 bool files_sendfile(struct files_session *f)
 {
