@@ -46,26 +46,37 @@ void exec_close_idle_fds(struct exec_session *e)
  * has them only in netinet/tcp.h, whose struct tcp_info lacks the byte counts). */
 enum { ST_FIN_WAIT2 = 5, ST_TIME_WAIT = 6, ST_CLOSE_WAIT = 8, ST_LAST_ACK = 9, ST_CLOSING = 11 };
 
-/* `stdio: socket`: the child moved the bytes; the kernel counted them. */
+static bool tcp_info_of(int fd, struct tcp_info *ti)
+{
+	socklen_t len = sizeof(*ti);
+	return getsockopt(fd, IPPROTO_TCP, TCP_INFO, ti, &len) == 0 &&
+	       len >= offsetof(struct tcp_info, tcpi_bytes_received) + sizeof(ti->tcpi_bytes_received);
+}
+
+/* `stdio: socket`: the child moved the bytes; the kernel counted them. Sent = acked +
+ * still queued, two reads between which an ACK may land (moving bytes from the second
+ * to the first): read the acked count again after the queue, until it did not move. */
 static void socket_bytes(struct exec_session *e)
 {
-	struct tcp_info ti;
-	socklen_t len = sizeof(ti);
+	struct tcp_info ti, again;
 	int family = e->s.peer.ss_family;
-	if ((family != AF_INET && family != AF_INET6) ||
-	    getsockopt(e->s.fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0 ||
-	    len < offsetof(struct tcp_info, tcpi_bytes_received) + sizeof(ti.tcpi_bytes_received))
+	if ((family != AF_INET && family != AF_INET6) || !tcp_info_of(e->s.fd, &ti))
 		return;
+	int queued = 0; /* written by the child, not acknowledged yet */
+	for (int tries = 0; tries < 8; tries++) {
+		if (ioctl(e->s.fd, SIOCOUTQ, &queued) < 0 || queued < 0)
+			queued = 0;
+		if (!tcp_info_of(e->s.fd, &again) || again.tcpi_bytes_acked == ti.tcpi_bytes_acked)
+			break;
+		ti = again;
+	}
 	/* the kernel counts a FIN as a byte: once received (CLOSE_WAIT and after) and once
 	 * ours was acknowledged (FIN_WAIT2, TIME_WAIT) */
 	bool fin_in = ti.tcpi_state == ST_CLOSE_WAIT || ti.tcpi_state == ST_LAST_ACK ||
 		      ti.tcpi_state == ST_CLOSING || ti.tcpi_state == ST_TIME_WAIT;
 	bool fin_out = ti.tcpi_state == ST_FIN_WAIT2 || ti.tcpi_state == ST_TIME_WAIT;
 	e->s.bytes_in = ti.tcpi_bytes_received - (fin_in && ti.tcpi_bytes_received);
-	e->s.bytes_out = ti.tcpi_bytes_acked - (fin_out && ti.tcpi_bytes_acked);
-	int queued = 0; /* written by the child, not acknowledged yet */
-	if (ioctl(e->s.fd, SIOCOUTQ, &queued) == 0 && queued > 0)
-		e->s.bytes_out += (unsigned)queued;
+	e->s.bytes_out = ti.tcpi_bytes_acked - (fin_out && ti.tcpi_bytes_acked) + (unsigned)queued;
 }
 
 static void log_fields(struct exec_session *e)
