@@ -166,6 +166,9 @@ static void on_splice_in(struct sp_op *op, int res, uint32_t flags)
 	splice_kick(f);
 }
 
+static void sendfile_turn(struct files_session *f, bool checked);
+
+/* The socket has room again: the body goes on the way it went (a pipe: splice). */
 static void on_writable(struct sp_op *op, int res, uint32_t flags)
 {
 	struct files_session *f = sp_container_of(op, struct files_session, send_op);
@@ -176,8 +179,22 @@ static void on_writable(struct sp_op *op, int res, uint32_t flags)
 		files_fail(f, res == -ECANCELED ? "stopped" : "send error");
 		return;
 	}
-	f->send_op.fn = on_splice_out;
-	splice_kick(f);
+	if (f->pipe[1] >= 0) {
+		f->send_op.fn = on_splice_out;
+		splice_kick(f);
+	} else {
+		sendfile_turn(f, false);
+	}
+}
+
+/* The non-blocking socket is full: poll for room rather than hold a worker or the shard
+ * (completes at once when there is some: other sessions of this shard get their turn). */
+static void wait_writable(struct files_session *f)
+{
+	f->send_op.fn = on_writable;
+	struct io_uring_sqe *sqe = sp_sqe();
+	io_uring_prep_poll_add(sqe, f->s.fd, POLLOUT);
+	sp_op_submit(&f->send_op, sqe);
 }
 
 static void on_splice_out(struct sp_op *op, int res, uint32_t flags)
@@ -186,11 +203,8 @@ static void on_splice_out(struct sp_op *op, int res, uint32_t flags)
 	(void)flags;
 	if (f->closing)
 		return;
-	if (res == -EAGAIN) { /* the socket is full: wait for room, do not hold a worker */
-		f->send_op.fn = on_writable;
-		struct io_uring_sqe *sqe = sp_sqe();
-		io_uring_prep_poll_add(sqe, f->s.fd, POLLOUT);
-		sp_op_submit(&f->send_op, sqe);
+	if (res == -EAGAIN) {
+		wait_writable(f);
 		return;
 	}
 	if (res <= 0) {
@@ -345,21 +359,6 @@ static bool cached(int fd, uint64_t off, uint64_t len)
 	return cs.nr_cache >= pages;
 }
 
-static void sendfile_turn(struct files_session *f, bool checked);
-
-static void on_sendfile_writable(struct sp_op *op, int res, uint32_t flags)
-{
-	struct files_session *f = sp_container_of(op, struct files_session, send_op);
-	(void)flags;
-	if (f->closing)
-		return;
-	if (res < 0) {
-		files_fail(f, res == -ECANCELED ? "stopped" : "send error");
-		return;
-	}
-	sendfile_turn(f, false);
-}
-
 /* The rest of the body is not (all) in the page cache: read it through io_uring. */
 static void sendfile_fall_back(struct files_session *f)
 {
@@ -367,8 +366,7 @@ static void sendfile_fall_back(struct files_session *f)
 	rw_start(f, false);
 }
 
-/* One turn: up to SENDFILE_CHUNK while the socket takes it, then poll for room (which
- * completes at once when there is some: other sessions of this shard get their turn).
+/* One turn: up to SENDFILE_CHUNK while the socket takes it, then wait for room.
  * checked: the caller just found this chunk in the page cache. */
 static void sendfile_turn(struct files_session *f, bool checked)
 {
@@ -405,10 +403,7 @@ static void sendfile_turn(struct files_session *f, bool checked)
 		files_finish(f);
 		return;
 	}
-	f->send_op.fn = on_sendfile_writable;
-	struct io_uring_sqe *sqe = sp_sqe();
-	io_uring_prep_poll_add(sqe, f->s.fd, POLLOUT);
-	sp_op_submit(&f->send_op, sqe);
+	wait_writable(f);
 }
 
 static void on_sendfile_head_sent(struct sp_op *op, int res, uint32_t flags)
