@@ -5,6 +5,7 @@
  * last session of an old generation ends on some shard).
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,43 +91,51 @@ static void prefix_path(char *err, size_t errlen, const char *path)
 	snprintf(err, errlen, "%s", tmp);
 }
 
+/* report(arg, "FILE:LINE:COL: " + the formatted message) */
+static void __attribute__((format(printf, 5, 6)))
+report_at(void (*report)(void *, const char *), void *arg, const struct sp_config *cfg,
+	  struct sp_conf_pos pos, const char *fmt, ...)
+{
+	char msg[512];
+	int n = snprintf(msg, sizeof(msg), "%s:%u:%u: ", cfg->path, pos.line, pos.col);
+	va_list ap;
+	va_start(ap, fmt);
+	if (n >= 0 && (size_t)n < sizeof(msg))
+		vsnprintf(msg + n, sizeof(msg) - (size_t)n, fmt, ap);
+	va_end(ap);
+	report(arg, msg);
+}
+
 unsigned sp_gen_unservable(const struct sp_config *cfg,
 			   void (*report)(void *arg, const char *msg), void *arg)
 {
-	char msg[512];
 	unsigned n = 0;
 
 	for (size_t i = 0; i < cfg->n_routes; i++) {
 		const struct sp_conf_route *r = &cfg->routes[i];
-		for (size_t k = 0; k < r->n_stages; k++) {
-			if (sp_stage_ops_for(r->stages[k].kind))
-				continue;
-			snprintf(msg, sizeof(msg), "%s:%u:%u: route '%s': stage '%s' is not supported "
-				 "in this build", cfg->path, r->stages[k].pos.line, r->stages[k].pos.col,
-				 r->name, sp_stage_name(r->stages[k].kind));
-			report(arg, msg);
-			n++;
-		}
+		for (size_t k = 0; k < r->n_stages; k++)
+			if (!sp_stage_ops_for(r->stages[k].kind)) {
+				report_at(report, arg, cfg, r->stages[k].pos,
+					  "route '%s': stage '%s' is not supported in this build",
+					  r->name, sp_stage_name(r->stages[k].kind));
+				n++;
+			}
 	}
 	/* serving a `tls:` listener in clear text would betray the operator: refuse it */
-	for (size_t i = 0; i < cfg->n_listeners; i++) {
-		const struct sp_conf_listener *l = &cfg->listeners[i];
-		if (!l->tls)
-			continue;
-		snprintf(msg, sizeof(msg), "%s:%u:%u: listener '%s': tls: TLS termination is not "
-			 "in this build yet", cfg->path, l->tls->pos.line, l->tls->pos.col, l->name);
-		report(arg, msg);
-		n++;
-	}
-	for (size_t i = 0; i < cfg->n_upstreams; i++) {
-		const struct sp_conf_upstream *u = &cfg->upstreams[i];
-		if (!u->tls)
-			continue;
-		snprintf(msg, sizeof(msg), "%s:%u:%u: upstream '%s': tls: TLS origination is not "
-			 "in this build yet", cfg->path, u->tls->pos.line, u->tls->pos.col, u->name);
-		report(arg, msg);
-		n++;
-	}
+	for (size_t i = 0; i < cfg->n_listeners; i++)
+		if (cfg->listeners[i].tls) {
+			report_at(report, arg, cfg, cfg->listeners[i].tls->pos,
+				  "listener '%s': tls: TLS termination is not in this build yet",
+				  cfg->listeners[i].name);
+			n++;
+		}
+	for (size_t i = 0; i < cfg->n_upstreams; i++)
+		if (cfg->upstreams[i].tls) {
+			report_at(report, arg, cfg, cfg->upstreams[i].tls->pos,
+				  "upstream '%s': tls: TLS origination is not in this build yet",
+				  cfg->upstreams[i].name);
+			n++;
+		}
 	return n;
 }
 

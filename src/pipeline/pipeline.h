@@ -104,14 +104,14 @@ struct sp_gen {
 	struct sp_upstreams *upstreams; /* the pools of cfg's upstreams (upstream/upstream.h) */
 };
 
-/* Build the routes of cfg (stage init); listeners are filled by the caller. On failure
- * returns NULL with a message in err. Takes its own reference on cfg. */
 /* What this build cannot serve (a stage without a module, TLS on a listener or an
  * upstream): report(arg, "FILE:LINE:COL: ...") for each; returns how many. `spargiod -t`
  * lists them all, a generation refuses to build with the first. */
 unsigned sp_gen_unservable(const struct sp_config *cfg,
 			   void (*report)(void *arg, const char *msg), void *arg);
 
+/* Build the routes of cfg (stage init); listeners are filled by the caller. On failure
+ * returns NULL with a message in err. Takes its own reference on cfg. */
 struct sp_gen *sp_gen_create(struct sp_config *cfg, unsigned number, unsigned nshards,
 			     char *err, size_t errlen);
 struct sp_gen *sp_gen_ref(struct sp_gen *g);
