@@ -95,6 +95,7 @@ drop_pages "$www/big.bin"
 curl -sf "$u/big.bin" -r 1000-2000000 -o "$tmp/got" &&
 	cmp -s "$tmp/got" <(tail -c +1001 "$www/big.bin" | head -c 1999001) ||
 	fail "auto splice of an uncached body: range differs"
+cat "$www/big.bin" >/dev/null # in the page cache again, all of it: sendfile
 curl -sf --limit-rate 4M "$u/big.bin" -o "$tmp/got" && cmp -s "$tmp/got" "$www/big.bin" ||
 	fail "sendfile of a 3 MiB body to a slow reader: body differs"
 drop_pages "$www/sf.bin"
