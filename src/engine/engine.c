@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -119,6 +120,9 @@ int sp_engine_create(const struct sp_engine_config *cfg, struct sp_engine **out)
 			ret = -EAGAIN;
 			break;
 		}
+		char name[16]; /* what top -H and perf show */
+		snprintf(name, sizeof(name), "sp-shard-%hu", (unsigned short)created);
+		pthread_setname_np(sh->thread, name);
 		if (cfg->pin_cpus)
 			pin_thread(sh->thread, created % (unsigned)ncpu);
 	}

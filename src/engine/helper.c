@@ -7,6 +7,7 @@
  * ring with IORING_OP_MSG_RING: it arrives as the completion of job->op.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -90,9 +91,13 @@ int sp_helpers_start(struct sp_engine *eng)
 	sigset_t all, old;
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
-	for (; hp->nthreads < eng->cfg.helpers; hp->nthreads++)
+	for (; hp->nthreads < eng->cfg.helpers; hp->nthreads++) {
 		if (pthread_create(&hp->threads[hp->nthreads], NULL, helper_main, hp))
 			break;
+		char name[16];
+		snprintf(name, sizeof(name), "sp-helper-%hu", (unsigned short)hp->nthreads);
+		pthread_setname_np(hp->threads[hp->nthreads], name);
+	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (!hp->nthreads) {
 		sp_helpers_stop(eng);

@@ -186,6 +186,7 @@ int sp_log_async_start(void)
 	int ret = pthread_create(&writer, NULL, writer_main, NULL);
 	if (ret)
 		return -ret;
+	pthread_setname_np(writer, "sp-log");
 	atomic_store_explicit(&async_on, true, memory_order_release);
 	return 0;
 }
