@@ -86,6 +86,7 @@ bool sp_daemon_pinged(struct sp_daemon *d); /* every shard answered the last rou
 void sp_daemon_shards_fini(struct sp_daemon *d); /* after the engine joined */
 
 /* notify.c: systemd's notify protocol (no-ops without NOTIFY_SOCKET) */
+bool sp_notify_enabled(void); /* NOTIFY_SOCKET is set: someone reads STATUS= */
 void sp_notify_ready(void);
 void sp_notify_reloading(void);
 void sp_notify_stopping(void);

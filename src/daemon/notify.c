@@ -11,6 +11,12 @@
 
 #include "daemon/daemon.h"
 
+bool sp_notify_enabled(void)
+{
+	const char *e = getenv("NOTIFY_SOCKET");
+	return e && *e;
+}
+
 void sp_notify_ready(void)
 {
 	sd_notify(0, "READY=1");

@@ -98,6 +98,8 @@ static void drain(struct sp_daemon *d, int sfd)
 static int serve(struct sp_daemon *d, int sfd)
 {
 	uint64_t wd_usec = sp_notify_watchdog_usec();
+	/* the tick feeds systemd (STATUS=, WATCHDOG=): without it, sleep until an event */
+	bool ticking = wd_usec || sp_notify_enabled();
 	int timeout = TICK_MS;
 	if (wd_usec && wd_usec / 2000 < (uint64_t)timeout)
 		timeout = (int)(wd_usec / 2000 > 0 ? wd_usec / 2000 : 1);
@@ -109,11 +111,13 @@ static int serve(struct sp_daemon *d, int sfd)
 		struct pollfd pfd[72] = { { .fd = sfd, .events = POLLIN } };
 		size_t nctl = sp_control_pollfds(d->control, pfd + 1, 71);
 		uint64_t now = sp_now_ns();
-		int wait_ms = now >= next_tick ? 0 : (int)((next_tick - now) / 1000000u) + 1;
+		int wait_ms = !ticking	    ? -1
+			      : now >= next_tick ? 0
+						 : (int)((next_tick - now) / 1000000u) + 1;
 		int n = poll(pfd, 1 + nctl, wait_ms);
 		if (n < 0 && errno != EINTR)
 			return -errno;
-		if (sp_now_ns() >= next_tick) {
+		if (ticking && sp_now_ns() >= next_tick) {
 			tick(d, wd_usec != 0);
 			next_tick = sp_now_ns() + (uint64_t)timeout * 1000000ull;
 		}

@@ -6,8 +6,9 @@
  * number: a producer claims a slot by CAS on the tail when the slot's sequence says it
  * is free, fills it, then publishes it by storing the next sequence. The one consumer
  * (the writer thread) takes slots in order and frees them. Producers never wait: a full
- * ring drops the line. The writer naps briefly when the ring is empty, so producers
- * need no wake-up syscall either.
+ * ring drops the line. While lines come, the writer naps briefly when the ring is empty,
+ * so busy producers need no wake-up syscall; after IDLE_NAPS empty naps in a row it
+ * sleeps on a futex until a producer wakes it, so an idle daemon never wakes for its log.
  */
 #include "engine/log.h"
 
@@ -20,11 +21,14 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
 
 #define SLOTS 2048 /* power of two */
 #define MSG_MAX 768
 #define FIELDS_MAX 384
 #define NAP_NS 2000000 /* 2 ms */
+#define IDLE_NAPS 50   /* 100 ms without a line: sleep until the next one */
 
 struct slot {
 	_Atomic uint64_t seq;
@@ -41,6 +45,7 @@ static _Atomic uint64_t tail;   /* next slot to claim (producers) */
 static uint64_t head;           /* next slot to write (writer) */
 static _Atomic uint64_t dropped;
 static _Atomic bool async_on, stop_asked;
+static _Atomic uint32_t writer_asleep; /* futex word: 1 while the writer waits for a line */
 static pthread_t writer;
 
 void sp_log_set_level(int level)
@@ -106,6 +111,21 @@ static bool enqueue(int level, const char *fields, const char *fmt, va_list ap)
 	return true;
 }
 
+static void futex(_Atomic uint32_t *word, int op, uint32_t val)
+{
+	syscall(SYS_futex, (uint32_t *)word, op | FUTEX_PRIVATE_FLAG, val, NULL, NULL, 0);
+}
+
+/* After publishing a line or asking to stop: wake the writer if it went to sleep. The
+ * fence pairs with the writer's: either it sees our line or we see it asleep. */
+static void wake_writer(void)
+{
+	atomic_thread_fence(memory_order_seq_cst);
+	if (atomic_load_explicit(&writer_asleep, memory_order_relaxed) &&
+	    atomic_exchange(&writer_asleep, 0))
+		futex(&writer_asleep, FUTEX_WAKE, 1);
+}
+
 static void vlog(int level, const char *fields, const char *fmt, va_list ap)
 {
 	if (level > atomic_load_explicit(&max_level, memory_order_relaxed))
@@ -113,6 +133,7 @@ static void vlog(int level, const char *fields, const char *fmt, va_list ap)
 	if (atomic_load_explicit(&async_on, memory_order_acquire)) {
 		if (!enqueue(level, fields, fmt, ap))
 			atomic_fetch_add_explicit(&dropped, 1, memory_order_relaxed);
+		wake_writer();
 		return;
 	}
 	char msg[MSG_MAX];
@@ -159,17 +180,35 @@ static unsigned drain(void)
 	return n;
 }
 
+static bool line_waiting(void)
+{
+	return atomic_load_explicit(&ring[head & (SLOTS - 1)].seq, memory_order_acquire) ==
+	       head + 1;
+}
+
 static void *writer_main(void *arg)
 {
+	unsigned empty = 0;
 	(void)arg;
 	for (;;) {
 		bool stopping = atomic_load(&stop_asked);
-		if (drain() == 0) {
-			if (stopping)
-				break;
+		if (drain() > 0) {
+			empty = 0;
+			continue;
+		}
+		if (stopping)
+			break;
+		if (++empty < IDLE_NAPS) {
 			struct timespec ts = { 0, NAP_NS };
 			nanosleep(&ts, NULL);
+			continue;
 		}
+		atomic_store(&writer_asleep, 1);
+		atomic_thread_fence(memory_order_seq_cst);
+		if (!line_waiting() && !atomic_load(&stop_asked))
+			futex(&writer_asleep, FUTEX_WAIT, 1); /* returns at once if woken since */
+		atomic_store(&writer_asleep, 0);
+		empty = 0;
 	}
 	return NULL;
 }
@@ -198,6 +237,7 @@ void sp_log_async_stop(void)
 		return;
 	/* lines logged from now on are written synchronously, after the queued ones */
 	atomic_store(&stop_asked, true);
+	wake_writer();
 	pthread_join(writer, NULL);
 	atomic_store(&async_on, false);
 	drain(); /* a producer that saw async_on just before it went off */

@@ -1,0 +1,54 @@
+#!/bin/bash
+# idle.sh - an idle spargiod sleeps: after some traffic its threads (named: sp-shard-N,
+# sp-log, sp-helper-N) together wake at most twice in three seconds (the log writer
+# waits on a futex once lines stop coming, the main thread ticks only for systemd); and
+# a line logged after the quiet spell still reaches the log at once.
+. "$(dirname "$0")/lib.sh"
+
+p=$(free_port)
+cat >"$tmp/conf.yaml" <<CONF
+version: 1
+control: {socket: "$tmp/control.sock"}
+engine: {shards: 2}
+log: {level: info, access_log: true}
+listeners:
+  - {name: echo, bind: "127.0.0.1:$p", route: echo}
+routes:
+  - {name: echo, placement: stealable, pipeline: [{echo: {}}]}
+CONF
+start_daemon "$tmp/conf.yaml"
+for i in 1 2 3; do echo_ok TCP4:127.0.0.1:$p || fail "echo $i"; done
+log_has "access listener=echo" || fail "no access log line"
+names=$(cat /proc/"$pid"/task/*/comm | sort | tr '\n' ' ')
+for want in sp-log sp-shard-0 sp-shard-1 sp-helper-0; do
+	[[ " $names" == *" $want "* ]] || fail "no thread named $want (threads: $names)"
+done
+
+# context switches of the daemon's threads (the main one and those named sp-*: not a
+# sanitizer runtime's own), voluntary and not
+switches() {
+	local t n=0
+	for t in /proc/"$pid"/task/*; do
+		[ "${t##*/}" = "$pid" ] || [[ "$(cat "$t/comm" 2>/dev/null)" == sp-* ]] || continue
+		n=$((n + $(awk '/ctxt_switches/ { n += $2 } END { print n + 0 }' "$t/status" 2>/dev/null || echo 0)))
+	done
+	echo "$n"
+}
+sleep 0.5 # the writer naps for 100 ms after the last line before it sleeps
+before=$(switches)
+sleep 3
+after=$(switches)
+woke=$((after - before))
+# Before, the writer woke 500 times a second and the main thread once.
+[ "$woke" -le 2 ] || fail "idle daemon woke $woke times in 3 s"
+
+# the writer, asleep, is woken by the next line
+echo_ok TCP4:127.0.0.1:$p || fail "echo after the quiet spell"
+n=$(log_count "access listener=echo")
+[ "$n" -ge 4 ] || wait_until 1 eval '[ "$(log_count "access listener=echo")" -ge 4 ]' ||
+	fail "the access line after the quiet spell did not reach the log within 1 s"
+
+stop_daemon TERM
+[ "$rc" = 0 ] || fail "exit status $rc after SIGTERM"
+log_has "stopped" || fail "no 'stopped' line"
+echo "PASS: idle daemon woke $woke times in 3 s (threads named sp-*); logging resumes after the quiet spell"
