@@ -12,7 +12,9 @@
  * buffer (or the socket) until the previous answer is out, so answers never reorder.
  *
  * Timeouts: one watchdog timer per session ticks a few times per timeout and compares
- * the clock with a deadline that each phase sets with a plain store: a head must be
+ * the clock with a deadline that each phase sets with a plain store. The ticks fall on
+ * a grid shared by all sessions, so a shard with thousands of idle connections wakes a
+ * few times a second for all of them, not once per connection per tick. A head must be
  * complete header_timeout after its first byte (after the connection, for the first
  * request) however it trickles in; an idle keep-alive connection lasts
  * keepalive_timeout; an answer that makes no progress for send_timeout is dropped.
@@ -342,6 +344,13 @@ void files_submit_linked_recv(struct files_session *f)
 /* ------------------------------------------------------------------------------------ */
 /* Watchdog                                                                              */
 
+/* The next tick, at the next multiple of tick_ns on the monotonic clock. */
+static void arm_tick(struct files_session *f)
+{
+	uint64_t tick = f->fs->tick_ns;
+	sp_timer_arm(&f->watchdog, (sp_now_ns() / tick + 1) * tick);
+}
+
 static void on_tick(struct sp_op *op, int res, uint32_t flags)
 {
 	struct files_session *f = sp_container_of(op, struct files_session, watchdog.op);
@@ -356,8 +365,10 @@ static void on_tick(struct sp_op *op, int res, uint32_t flags)
 		end_session(f, NULL);
 		return;
 	}
-	if (sp_now_ns() < f->deadline_ns)
+	if (sp_now_ns() < f->deadline_ns) {
+		arm_tick(f);
 		return;
+	}
 	switch (f->phase) {
 	case PH_IDLE:
 		end_session(f, NULL); /* an idle keep-alive connection: a normal end */
@@ -409,7 +420,7 @@ static void files_start(struct sp_session *s)
 		end_session(f, "out of memory");
 		return;
 	}
-	sp_timer_every(&f->watchdog, fs->tick_ns);
+	arm_tick(f);
 	begin_head(f); /* the first request's deadline counts from the connection */
 	read_more(f);
 }

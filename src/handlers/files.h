@@ -115,7 +115,7 @@ struct files_stage {
 	unsigned nshards;
 	char cache_control[256];    /* "Cache-Control: ...\r\n" or "" */
 	bool access_log;
-	uint64_t tick_ns;           /* watchdog period */
+	uint64_t tick_ns;           /* watchdog period: ticks fall on its multiples */
 };
 
 enum files_phase {
