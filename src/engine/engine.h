@@ -275,6 +275,9 @@ void sp_timer_arm(struct sp_timer *t, uint64_t deadline_ns);
 void sp_timer_after(struct sp_timer *t, uint64_t delay_ns);
 /* Fire every period_ns until cancelled; the callback runs once per period. */
 void sp_timer_every(struct sp_timer *t, uint64_t period_ns);
+/* Arm t for the next multiple of period_ns on the monotonic clock: timers that poll at
+ * the same period fire at the same instants, one wake-up of the shard for all of them. */
+void sp_timer_next_tick(struct sp_timer *t, uint64_t period_ns);
 
 /* Disarm t. Returns 0 when it was removed here and no callback will run; -EINPROGRESS
  * when it lives on another shard (its callback will run, -ECANCELED or 0 if it had

@@ -296,6 +296,13 @@ void sp_timer_after(struct sp_timer *t, uint64_t delay_ns)
 	sp_timer_arm(t, sp_now_ns() + delay_ns);
 }
 
+void sp_timer_next_tick(struct sp_timer *t, uint64_t period_ns)
+{
+	if (!period_ns)
+		period_ns = 1;
+	sp_timer_arm(t, (sp_now_ns() / period_ns + 1) * period_ns);
+}
+
 void sp_timer_every(struct sp_timer *t, uint64_t period_ns)
 {
 	t->period = period_ns ? period_ns : 1;

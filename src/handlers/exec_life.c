@@ -161,8 +161,9 @@ static void on_retire_tick(struct sp_op *op, int res, uint32_t flags)
 	if (e->exited || e->kill_stage) /* nothing left to end, or ending already */
 		return;
 	if (!atomic_load_explicit(&e->s.route->retired, memory_order_relaxed)) {
-		/* one-shot, re-armed here: a periodic timer cannot be stopped from its callback */
-		sp_timer_after(&e->retire_tick, EXEC_RETIRE_CHECK_MS * 1000000ull);
+		/* one-shot, re-armed here: a periodic timer cannot be stopped from its callback;
+		 * on the shared grid, so many children cost one wake-up per check */
+		sp_timer_next_tick(&e->retire_tick, EXEC_RETIRE_CHECK_MS * 1000000ull);
 		return;
 	}
 	e->retired = true;
@@ -192,7 +193,7 @@ void exec_life_start(struct exec_session *e)
 	sp_timer_init(&e->linger, &e->s.task, on_linger);
 	sp_timer_init(&e->retire_tick, &e->s.task, on_retire_tick);
 	watch_exit(e);
-	sp_timer_after(&e->retire_tick, EXEC_RETIRE_CHECK_MS * 1000000ull);
+	sp_timer_next_tick(&e->retire_tick, EXEC_RETIRE_CHECK_MS * 1000000ull);
 	if (e->r->conf->timeout_ms)
 		sp_timer_after(&e->timer, e->r->conf->timeout_ms * 1000000ull);
 }

@@ -344,13 +344,6 @@ void files_submit_linked_recv(struct files_session *f)
 /* ------------------------------------------------------------------------------------ */
 /* Watchdog                                                                              */
 
-/* The next tick, at the next multiple of tick_ns on the monotonic clock. */
-static void arm_tick(struct files_session *f)
-{
-	uint64_t tick = f->fs->tick_ns;
-	sp_timer_arm(&f->watchdog, (sp_now_ns() / tick + 1) * tick);
-}
-
 static void on_tick(struct sp_op *op, int res, uint32_t flags)
 {
 	struct files_session *f = sp_container_of(op, struct files_session, watchdog.op);
@@ -366,7 +359,7 @@ static void on_tick(struct sp_op *op, int res, uint32_t flags)
 		return;
 	}
 	if (sp_now_ns() < f->deadline_ns) {
-		arm_tick(f);
+		sp_timer_next_tick(&f->watchdog, f->fs->tick_ns);
 		return;
 	}
 	switch (f->phase) {
@@ -420,7 +413,7 @@ static void files_start(struct sp_session *s)
 		end_session(f, "out of memory");
 		return;
 	}
-	arm_tick(f);
+	sp_timer_next_tick(&f->watchdog, f->fs->tick_ns);
 	begin_head(f); /* the first request's deadline counts from the connection */
 	read_more(f);
 }

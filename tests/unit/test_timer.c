@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* test_timer.c - the timer wheel: never early, in deadline order, cancel before fire is
- * silent, re-arm/cancel storms leave exactly the final state, intervals, deadlines on
- * every wheel level, and timers moved or cancelled from another shard (stolen tasks). */
+ * silent, re-arm/cancel storms leave exactly the final state, intervals, ticks on a
+ * shared grid, deadlines on every wheel level, and timers moved or cancelled from
+ * another shard (stolen tasks). */
 #include <errno.h>
 
 #include "harness.h"
@@ -179,6 +180,37 @@ START_TEST(test_interval)
 }
 END_TEST
 
+#define GRID (200 * MS)
+
+static void arm_on_grid(void *arg)
+{
+	struct ttimer *t = arg;
+	t->deadline = sp_now_ns(); /* never before it was armed */
+	sp_timer_next_tick(&t->timer, GRID);
+}
+
+/* Timers armed at different moments fire together, at a multiple of the period. */
+START_TEST(test_next_tick_grid)
+{
+	eng = start_engine(1, true);
+	reset(4);
+	for (long i = 0; i < ntimers; i++) {
+		run_on_shard(eng, 0, arm_on_grid, &timers[i]);
+		sleep_us(30000);
+	}
+	ck_assert(wait_atomic(&total_fired, 4, 5000));
+	ck_assert_int_eq(atomic_load(&early), 0);
+	for (long i = 0; i < ntimers; i++) {
+		uint64_t at = atomic_load(&timers[i].fired_at);
+		/* just after a grid point: a timer armed for "period from now" would land
+		 * anywhere in the period (loose bound: shared machines stall threads) */
+		ck_assert_uint_lt(at % GRID, GRID / 2);
+		ck_assert_uint_lt(at - timers[i].deadline, GRID + GRID / 2);
+	}
+	stop_engine(eng);
+}
+END_TEST
+
 static void arm_levels(void *arg)
 {
 	uint64_t now = sp_now_ns();
@@ -347,6 +379,7 @@ int main(void)
 	tcase_add_test(tc, test_order_and_never_early);
 	tcase_add_test(tc, test_rearm_cancel_storm);
 	tcase_add_test(tc, test_interval);
+	tcase_add_test(tc, test_next_tick_grid);
 	tcase_add_test(tc, test_wheel_levels);
 	tcase_add_test(tc, test_remote_rearm_and_cancel);
 	tcase_add_test(tc, test_stolen_tasks_rearm);
