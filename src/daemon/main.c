@@ -12,6 +12,7 @@
 #include <stdlib.h>
 
 #include "daemon/daemon.h"
+#include "handlers/files.h"
 
 #ifndef SP_SYSCONFDIR
 #define SP_SYSCONFDIR "/etc"
@@ -80,6 +81,10 @@ void sp_print_version(void)
 		printf("\n");
 		io_uring_free_probe(probe);
 	}
+	int e = files_cachestat_probe();
+	printf("cachestat: %s\n", !e ? "yes (files: sendfile for cached bodies)"
+			       : e == ENOSYS ? "no (not in this kernel)"
+					     : "no (not permitted by a seccomp filter)");
 	printf("tls: %s\n", OpenSSL_version(OPENSSL_VERSION));
 	printf("systemd: notify, socket activation, journald\n");
 }

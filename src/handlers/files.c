@@ -458,6 +458,22 @@ static uint64_t min_u64(uint64_t a, uint64_t b)
 	return a < b ? a : b;
 }
 
+/* Said once per process: without cachestat the fastest way for cached bodies is lost. */
+static void warn_no_cachestat(void)
+{
+	static _Atomic bool said;
+	int e = files_cachestat_probe();
+	if (!e || atomic_exchange(&said, true))
+		return;
+	sp_log(SP_LOG_WARN,
+	       "files: cachestat(2) %s: bodies of %u KiB or more go by splice or read and "
+	       "send, never sendfile",
+	       e == ENOSYS ? "is not in this kernel (Linux 6.5 or later has it)"
+			   : "is not permitted (a seccomp filter; under systemd add it to "
+			     "SystemCallFilter=)",
+	       FILES_SENDFILE_MIN / 1024);
+}
+
 static int files_init(struct sp_stage *st, unsigned nshards, char *err, size_t errlen)
 {
 	const struct sp_conf_files *conf = &st->conf->files;
@@ -497,6 +513,8 @@ static int files_init(struct sp_stage *st, unsigned nshards, char *err, size_t e
 	fs->tick_ns = min_u64(1000, shortest / 4 ? shortest / 4 : 1) * MS;
 	if (fs->tick_ns < 50 * MS)
 		fs->tick_ns = 50 * MS;
+	if (conf->splice == SP_SPLICE_AUTO)
+		warn_no_cachestat();
 	return 0;
 }
 

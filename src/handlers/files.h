@@ -213,6 +213,8 @@ void files_body_start(struct files_session *f);
 /* A body of FILES_SENDFILE_MIN or more with sendfile from the page cache; false: its
  * first bytes are not in it. */
 bool files_sendfile(struct files_session *f);
+/* Asks whether cachestat(2) may be called: 0, or the errno that says it may not. */
+int files_cachestat_probe(void);
 void files_close_pipe(struct files_session *f);
 
 /* files_index.c: f->w->path is a directory without an index: a listing or a 403 */

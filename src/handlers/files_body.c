@@ -342,17 +342,37 @@ struct sp_cachestat {
 	uint64_t nr_cache, nr_dirty, nr_writeback, nr_evicted, nr_recently_evicted;
 };
 
+/* 0 while cachestat works (or is not asked yet), else why it does not: ENOSYS (before
+ * Linux 6.5), EPERM or EACCES (a seccomp filter older than it, as systemd 252's
+ * @system-service). Without it nothing is sent with sendfile: the shard cannot tell
+ * whether the call would wait for the disk. */
+static _Atomic int cachestat_err;
+
+static bool cachestat_missing(int e)
+{
+	return e == ENOSYS || e == EPERM || e == EACCES;
+}
+
+int files_cachestat_probe(void)
+{
+	struct sp_cachestat_range r = { 0, 1 };
+	struct sp_cachestat cs;
+	/* a bad fd: EBADF when the call exists; a filter refuses before looking at it */
+	if (syscall(__NR_cachestat, -1, &r, &cs, 0) < 0 && cachestat_missing(errno))
+		atomic_store(&cachestat_err, errno);
+	return atomic_load(&cachestat_err);
+}
+
 /* Is [off, off + len) of fd wholly in the page cache? False when unsure (no cachestat). */
 static bool cached(int fd, uint64_t off, uint64_t len)
 {
-	static _Atomic bool no_cachestat;
-	if (!len || atomic_load_explicit(&no_cachestat, memory_order_relaxed))
+	if (!len || atomic_load_explicit(&cachestat_err, memory_order_relaxed))
 		return false;
 	struct sp_cachestat_range r = { off, len };
 	struct sp_cachestat cs;
 	if (syscall(__NR_cachestat, fd, &r, &cs, 0) < 0) {
-		if (errno == ENOSYS)
-			atomic_store(&no_cachestat, true);
+		if (cachestat_missing(errno))
+			atomic_store(&cachestat_err, errno);
 		return false;
 	}
 	uint64_t page = 4096, pages = (off + len - 1) / page - off / page + 1;

@@ -1,0 +1,60 @@
+#!/bin/bash
+# files_no_cachestat.sh - where cachestat(2) fails (a seccomp filter older than the call,
+# as systemd 252's @system-service; or a kernel before 6.5, simulated with ENOSYS) the
+# files handler says so once, with the remedy, never calls it again, and serves every
+# body byte for byte by splice or read+send; `spargiod -V` tells the same.
+. "$(dirname "$0")/lib.sh"
+
+deny=${BUILDDIR:-.}/tests/tools/deny_syscall
+real=$bin
+NR_CACHESTAT=451 EPERM=1 ENOSYS=38
+
+"$deny" $NR_CACHESTAT $EPERM true || { echo "SKIP: cannot install a seccomp filter here"; exit 77; }
+"$deny" $NR_CACHESTAT $EPERM "$real" -V | grep -qx "cachestat: no (not permitted by a seccomp filter)" ||
+	fail "-V under the filter: $("$deny" $NR_CACHESTAT $EPERM "$real" -V | grep cachestat)"
+"$deny" $NR_CACHESTAT $ENOSYS "$real" -V | grep -qx "cachestat: no (not in this kernel)" ||
+	fail "-V with ENOSYS: $("$deny" $NR_CACHESTAT $ENOSYS "$real" -V | grep cachestat)"
+
+www=$tmp/www
+mkdir -p "$www"
+head -c 49000 /dev/urandom >"$www/sf.bin"   # 32..64 KiB: sendfile when it may
+head -c 1048576 /dev/urandom >"$www/1m.bin"
+head -c $((3 * 1024 * 1024 + 5)) /dev/urandom >"$www/3m.bin"
+cat "$www"/* >/dev/null # in the page cache: sendfile's case, were cachestat there
+port=$(free_port)
+cat >"$tmp/conf.yaml" <<CONF
+version: 1
+control: {socket: "$tmp/control.sock"}
+engine: {shards: 2}
+listeners:
+  - {name: web, bind: "127.0.0.1:$port", route: static}
+routes:
+  - {name: static, pipeline: [{files: {root: "$www"}}]}
+CONF
+
+for e in $EPERM $ENOSYS; do
+	# the daemon under the filter, with its own PID (exec)
+	printf '#!/bin/sh\nexec "%s" %s %s "%s" "$@"\n' "$deny" $NR_CACHESTAT "$e" "$real" >"$tmp/filtered"
+	chmod +x "$tmp/filtered"
+	bin=$tmp/filtered
+	: >"$log"
+	start_daemon "$tmp/conf.yaml"
+	if [ "$e" = $EPERM ]; then
+		log_has "files: cachestat(2) is not permitted (a seccomp filter; under systemd add it to SystemCallFilter=)" ||
+			fail "no warning naming the filter"
+	else
+		log_has "files: cachestat(2) is not in this kernel" || fail "no warning naming the kernel"
+	fi
+	for f in sf.bin 1m.bin 3m.bin; do
+		for i in 1 2 3; do
+			got=$(curl -sf --max-time 20 "http://127.0.0.1:$port/$f" | sha256sum | cut -d' ' -f1)
+			[ "$got" = "$(sha256sum <"$www/$f" | cut -d' ' -f1)" ] || fail "$f differs (errno $e)"
+		done
+	done
+	reload_and_wait
+	log_has "reload: generation 2" || fail "reload rejected"
+	[ "$(log_count "cachestat(2)")" = 1 ] || fail "the warning was said $(log_count "cachestat(2)") times"
+	stop_daemon TERM
+	[ "$rc" = 0 ] || fail "exit status $rc"
+done
+echo "PASS: files without cachestat (seccomp EPERM and ENOSYS: said once with the remedy, -V, 49 KiB / 1 MiB / 3 MiB served intact)"
