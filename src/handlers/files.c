@@ -458,7 +458,8 @@ static uint64_t min_u64(uint64_t a, uint64_t b)
 	return a < b ? a : b;
 }
 
-/* Said once per process: without cachestat the fastest way for cached bodies is lost. */
+/* Said once per process: without cachestat, sendfile is kept only for the files whose
+ * page cache mincore may report. */
 static void warn_no_cachestat(void)
 {
 	static _Atomic bool said;
@@ -466,8 +467,9 @@ static void warn_no_cachestat(void)
 	if (!e || atomic_exchange(&said, true))
 		return;
 	sp_log(SP_LOG_WARN,
-	       "files: cachestat(2) %s: bodies of %u KiB or more go by splice or read and "
-	       "send, never sendfile",
+	       "files: cachestat(2) %s: the page cache is checked with mincore(2) instead, "
+	       "which sees only files the daemon's user owns or may write; bodies of %u KiB "
+	       "or more of other files go by splice or read and send, never sendfile",
 	       e == ENOSYS ? "is not in this kernel (Linux 6.5 or later has it)"
 			   : "is not permitted (a seccomp filter; under systemd add it to "
 			     "SystemCallFilter=)",

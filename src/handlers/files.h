@@ -81,6 +81,8 @@ void files_entry_put(struct files_entry *e);
 int files_entry_fd(const struct files_entry *e);
 const struct files_meta *files_entry_meta(const struct files_entry *e);
 const char *files_entry_content(const struct files_entry *e); /* NULL: none */
+/* The file mapped for mincore(2) where cachestat(2) cannot be called; NULL: none. */
+const void *files_entry_map(const struct files_entry *e, size_t *len);
 const char *files_entry_path(const struct files_entry *e);
 
 /* ------------------------------------------------------------------------------------ */

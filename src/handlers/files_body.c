@@ -25,6 +25,7 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -347,6 +348,7 @@ struct sp_cachestat {
  * @system-service). Without it nothing is sent with sendfile: the shard cannot tell
  * whether the call would wait for the disk. */
 static _Atomic int cachestat_err;
+static _Atomic bool cachestat_probed;
 
 static bool cachestat_missing(int e)
 {
@@ -355,27 +357,62 @@ static bool cachestat_missing(int e)
 
 int files_cachestat_probe(void)
 {
-	struct sp_cachestat_range r = { 0, 1 };
-	struct sp_cachestat cs;
-	/* a bad fd: EBADF when the call exists; a filter refuses before looking at it */
-	if (syscall(__NR_cachestat, -1, &r, &cs, 0) < 0 && cachestat_missing(errno))
-		atomic_store(&cachestat_err, errno);
+	if (!atomic_load_explicit(&cachestat_probed, memory_order_acquire)) {
+		struct sp_cachestat_range r = { 0, 1 };
+		struct sp_cachestat cs;
+		/* a bad fd: EBADF when the call exists; a filter refuses before looking */
+		if (syscall(__NR_cachestat, -1, &r, &cs, 0) < 0 && cachestat_missing(errno))
+			atomic_store(&cachestat_err, errno);
+		atomic_store_explicit(&cachestat_probed, true, memory_order_release);
+	}
 	return atomic_load(&cachestat_err);
 }
 
-/* Is [off, off + len) of fd wholly in the page cache? False when unsure (no cachestat). */
-static bool cached(int fd, uint64_t off, uint64_t len)
+static uint64_t page_size(void)
 {
-	if (!len || atomic_load_explicit(&cachestat_err, memory_order_relaxed))
+	static _Atomic uint64_t size;
+	uint64_t p = atomic_load_explicit(&size, memory_order_relaxed);
+	if (!p) {
+		long n = sysconf(_SC_PAGESIZE);
+		p = n > 0 ? (uint64_t)n : 4096;
+		atomic_store_explicit(&size, p, memory_order_relaxed);
+	}
+	return p;
+}
+
+/* Without cachestat: mincore on the cache entry's mapping of the file. */
+static bool mapped_pages_cached(const struct files_entry *e, uint64_t off, uint64_t len)
+{
+	size_t map_len;
+	const char *map = e ? files_entry_map(e, &map_len) : NULL;
+	if (!map || off + len > map_len)
 		return false;
+	uint64_t page = page_size(), start = off / page * page;
+	unsigned char vec[SENDFILE_CHUNK / 4096 + 1];
+	size_t pages = (size_t)((off + len - start + page - 1) / page);
+	if (pages > sizeof(vec) || mincore((void *)(map + start), off + len - start, vec) < 0)
+		return false;
+	for (size_t i = 0; i < pages; i++)
+		if (!(vec[i] & 1))
+			return false;
+	return true;
+}
+
+/* Is [off, off + len) of the body wholly in the page cache? False when unsure. */
+static bool cached(struct files_session *f, uint64_t off, uint64_t len)
+{
+	if (!len)
+		return false;
+	if (atomic_load_explicit(&cachestat_err, memory_order_relaxed))
+		return mapped_pages_cached(f->entry, off, len);
 	struct sp_cachestat_range r = { off, len };
 	struct sp_cachestat cs;
-	if (syscall(__NR_cachestat, fd, &r, &cs, 0) < 0) {
+	if (syscall(__NR_cachestat, body_fd(f), &r, &cs, 0) < 0) {
 		if (cachestat_missing(errno))
 			atomic_store(&cachestat_err, errno);
 		return false;
 	}
-	uint64_t page = 4096, pages = (off + len - 1) / page - off / page + 1;
+	uint64_t page = page_size(), pages = (off + len - 1) / page - off / page + 1;
 	return cs.nr_cache >= pages;
 }
 
@@ -395,7 +432,7 @@ static void sendfile_turn(struct files_session *f, bool checked)
 		return;
 	}
 	uint64_t n = f->body_left < SENDFILE_CHUNK ? f->body_left : SENDFILE_CHUNK;
-	if (!checked && !cached(body_fd(f), f->body_off, n)) {
+	if (!checked && !cached(f, f->body_off, n)) {
 		sendfile_fall_back(f);
 		return;
 	}
@@ -444,7 +481,7 @@ static void on_sendfile_head_sent(struct sp_op *op, int res, uint32_t flags)
 bool files_sendfile(struct files_session *f)
 {
 	uint64_t first = f->body_left < SENDFILE_CHUNK ? f->body_left : SENDFILE_CHUNK;
-	if (!cached(body_fd(f), f->body_off, first) || !sock_nonblock(f))
+	if (!cached(f, f->body_off, first) || !sock_nonblock(f))
 		return false;
 	ssize_t k = send(f->s.fd, f->w->head, f->head_len_out, MSG_NOSIGNAL | MSG_MORE | MSG_DONTWAIT);
 	if (k < 0 && errno != EAGAIN && errno != EINTR) {

@@ -10,11 +10,17 @@
  * reference with a release decrement; the owner reuses a slot only after an acquire
  * load sees refs == 1, so a session's last read of the content happens before the free.
  * `checked` and `stale` are the two fields other shards may write (relaxed atomics).
+ *
+ * Where cachestat(2) cannot be called, an entry of FILES_SENDFILE_MIN bytes or more
+ * also holds a read-only mapping of the file, never touched: mincore(2) on it tells
+ * which pages are in the page cache (for files the daemon's user owns or may write;
+ * for others it reports none, and the body goes by splice).
  */
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "handlers/files.h"
@@ -33,6 +39,8 @@ struct files_entry {
 	int fd;
 	const char *_Atomic content;
 	size_t content_len;
+	void *map;              /* the file mapped, for mincore, or NULL */
+	size_t map_len;
 	struct files_meta meta;
 	uint16_t path_len;
 	char path[PATH_INLINE];
@@ -100,6 +108,9 @@ static void clear(struct files_cache *c, struct files_entry *e)
 	if (e->fd >= 0)
 		close(e->fd);
 	e->fd = -1;
+	if (e->map)
+		munmap(e->map, e->map_len);
+	e->map = NULL;
 	const char *content = atomic_load_explicit(&e->content, memory_order_relaxed);
 	if (content) {
 		c->content_bytes -= e->content_len;
@@ -198,6 +209,14 @@ struct files_entry *files_cache_insert(struct files_cache *c, const char *path, 
 	e->hash = hash_path(path, n);
 	e->used = false;
 	e->content_len = 0;
+	e->map = NULL;
+	if (meta->size >= FILES_SENDFILE_MIN && meta->size <= SIZE_MAX && files_cachestat_probe()) {
+		void *m = mmap(NULL, (size_t)meta->size, PROT_READ, MAP_SHARED, fd, 0);
+		if (m != MAP_FAILED) {
+			e->map = m;
+			e->map_len = (size_t)meta->size;
+		}
+	}
 	atomic_store_explicit(&e->content, NULL, memory_order_relaxed);
 	atomic_store_explicit(&e->stale, false, memory_order_relaxed);
 	atomic_store_explicit(&e->checked, now_ns, memory_order_relaxed);
@@ -259,6 +278,12 @@ const struct files_meta *files_entry_meta(const struct files_entry *e)
 const char *files_entry_content(const struct files_entry *e)
 {
 	return atomic_load_explicit(&((struct files_entry *)e)->content, memory_order_acquire);
+}
+
+const void *files_entry_map(const struct files_entry *e, size_t *len)
+{
+	*len = e->map_len;
+	return e->map;
 }
 
 const char *files_entry_path(const struct files_entry *e)
