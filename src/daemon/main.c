@@ -82,10 +82,10 @@ void sp_print_version(void)
 		io_uring_free_probe(probe);
 	}
 	int e = files_cachestat_probe();
-	printf("cachestat: %s\n", !e ? "yes (files: sendfile for cached bodies)"
-			       : e == ENOSYS ? "no (not in this kernel; files: mincore instead)"
-					     : "no (not permitted by a seccomp filter; files: mincore "
-					       "instead)");
+	printf("cachestat: %s\n",
+	       !e	     ? "yes (files: sendfile for cached bodies)"
+	       : e == ENOSYS ? "no (not in this kernel; files: mincore instead)"
+			     : "no (not permitted by a seccomp filter; files: mincore instead)");
 	printf("tls: %s\n", OpenSSL_version(OPENSSL_VERSION));
 	printf("systemd: notify, socket activation, journald\n");
 }

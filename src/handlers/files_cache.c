@@ -14,7 +14,9 @@
  * Where cachestat(2) cannot be called, an entry of FILES_SENDFILE_MIN bytes or more
  * also holds a read-only mapping of the file, never touched: mincore(2) on it tells
  * which pages are in the page cache (for files the daemon's user owns or may write;
- * for others it reports none, and the body goes by splice).
+ * for others it reports none, and the body goes by splice). Mappings cost address
+ * space and count against vm.max_map_count (65530), which malloc and thread stacks
+ * share: at most MAPS_MAX of them in the process, of files up to MAP_FILE_MAX.
  */
 #include <errno.h>
 #include <stdatomic.h>
@@ -26,6 +28,10 @@
 #include "handlers/files.h"
 
 #define NIL UINT32_MAX
+#define MAPS_MAX 8192
+#define MAP_FILE_MAX (1ull << 30)
+
+static _Atomic unsigned maps; /* mappings held, all shards */
 #define PATH_INLINE 240 /* longer paths are not cached */
 
 struct files_entry {
@@ -108,8 +114,10 @@ static void clear(struct files_cache *c, struct files_entry *e)
 	if (e->fd >= 0)
 		close(e->fd);
 	e->fd = -1;
-	if (e->map)
+	if (e->map) {
 		munmap(e->map, e->map_len);
+		atomic_fetch_sub_explicit(&maps, 1, memory_order_relaxed);
+	}
 	e->map = NULL;
 	const char *content = atomic_load_explicit(&e->content, memory_order_relaxed);
 	if (content) {
@@ -189,6 +197,21 @@ static struct files_entry *victim(struct files_cache *c)
 	return NULL; /* every entry is being sent right now */
 }
 
+static void map_file(struct files_entry *e, int fd, size_t size)
+{
+	if (atomic_fetch_add_explicit(&maps, 1, memory_order_relaxed) >= MAPS_MAX) {
+		atomic_fetch_sub_explicit(&maps, 1, memory_order_relaxed);
+		return;
+	}
+	void *m = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
+	if (m == MAP_FAILED) {
+		atomic_fetch_sub_explicit(&maps, 1, memory_order_relaxed);
+		return;
+	}
+	e->map = m;
+	e->map_len = size;
+}
+
 struct files_entry *files_cache_insert(struct files_cache *c, const char *path, int fd,
 				       const struct files_meta *meta, uint64_t now_ns)
 {
@@ -210,13 +233,9 @@ struct files_entry *files_cache_insert(struct files_cache *c, const char *path, 
 	e->used = false;
 	e->content_len = 0;
 	e->map = NULL;
-	if (meta->size >= FILES_SENDFILE_MIN && meta->size <= SIZE_MAX && files_cachestat_probe()) {
-		void *m = mmap(NULL, (size_t)meta->size, PROT_READ, MAP_SHARED, fd, 0);
-		if (m != MAP_FAILED) {
-			e->map = m;
-			e->map_len = (size_t)meta->size;
-		}
-	}
+	bool sized = meta->size >= FILES_SENDFILE_MIN && meta->size <= MAP_FILE_MAX;
+	if (sized && files_cachestat_probe())
+		map_file(e, fd, (size_t)meta->size);
 	atomic_store_explicit(&e->content, NULL, memory_order_relaxed);
 	atomic_store_explicit(&e->stale, false, memory_order_relaxed);
 	atomic_store_explicit(&e->checked, now_ns, memory_order_relaxed);
