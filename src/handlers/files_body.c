@@ -14,7 +14,8 @@
  *   sendfile   sendfile(2) on the shard, into the non-blocking socket until it is full,
  *              then a poll for room. io_uring has no sendfile op, and sendfile would
  *              block the shard on a disk read: so it is used only for ranges that
- *              cachestat(2) finds wholly in the page cache, checked before each chunk;
+ *              cachestat(2) finds wholly in the page cache (or, without cachestat,
+ *              mincore(2) on the cache entry's mapping), checked before each chunk;
  *              a range that is not goes on by read+send.
  *
  * A read or splice that finds the file shorter than promised ends the connection: the
@@ -345,8 +346,9 @@ struct sp_cachestat {
 
 /* 0 while cachestat works (or is not asked yet), else why it does not: ENOSYS (before
  * Linux 6.5), EPERM or EACCES (a seccomp filter older than it, as systemd 252's
- * @system-service). Without it nothing is sent with sendfile: the shard cannot tell
- * whether the call would wait for the disk. */
+ * @system-service). Without it the page cache is asked with mincore on the mapping the
+ * cache entry holds (files_cache.c); a body with no such mapping never goes by
+ * sendfile: the shard cannot tell whether the call would wait for the disk. */
 static _Atomic int cachestat_err;
 static _Atomic bool cachestat_probed;
 

@@ -28,11 +28,11 @@
 #include "handlers/files.h"
 
 #define NIL UINT32_MAX
+#define PATH_INLINE 240 /* longer paths are not cached */
 #define MAPS_MAX 8192
 #define MAP_FILE_MAX (1ull << 30)
 
 static _Atomic unsigned maps; /* mappings held, all shards */
-#define PATH_INLINE 240 /* longer paths are not cached */
 
 struct files_entry {
 	_Atomic uint32_t refs;  /* 0: free slot */
