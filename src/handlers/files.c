@@ -23,6 +23,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -266,12 +267,87 @@ static void try_parse(struct files_session *f)
 	}
 }
 
+/* ------------------------------------------------------------------------------------ */
+/* Idle connections give their request buffer back                                       */
+
+static void on_readable(struct sp_op *op, int res, uint32_t flags);
+static void on_recv(struct sp_op *op, int res, uint32_t flags);
+
+static bool alloc_in(struct files_session *f)
+{
+	/* most request heads fit in FILES_IN_MIN; a longer one grows it to max_header_size */
+	size_t max = f->fs->conf->max_header_size;
+	f->in_cap = max < FILES_IN_MIN ? max : FILES_IN_MIN;
+	f->in_start = f->in_len = 0;
+	f->in = malloc(f->in_cap);
+	if (f->in)
+		return true;
+	f->in_cap = 0;
+	sp_log(SP_LOG_ERR, "files: out of memory for a session");
+	end_session(f, "out of memory");
+	return false;
+}
+
+/*
+ * A keep-alive connection idle for a whole tick: cancel its receive, and once that is
+ * back (shed_buffer) free the request buffer and wait with a poll, which holds no
+ * memory; the next request gets a fresh buffer (on_readable). A connection whose
+ * requests come less than a tick apart never gets here.
+ */
+static void maybe_shed(struct files_session *f)
+{
+	uint64_t idle_since = f->deadline_ns - f->fs->conf->keepalive_timeout_ms * MS;
+	if (f->shedding || !f->in || f->in_len || !sp_op_busy(&f->recv_op) ||
+	    sp_now_ns() - idle_since < f->fs->tick_ns)
+		return;
+	f->shedding = true;
+	sp_op_cancel(&f->recv_op);
+}
+
+static void shed_buffer(struct files_session *f)
+{
+	free(f->in);
+	f->in = NULL;
+	f->in_cap = f->in_start = f->in_len = 0;
+	f->recv_op.fn = on_readable;
+	struct io_uring_sqe *sqe = sp_sqe();
+	io_uring_prep_poll_add(sqe, f->s.fd, POLLIN);
+	sp_op_submit(&f->recv_op, sqe);
+}
+
+static void on_readable(struct sp_op *op, int res, uint32_t flags)
+{
+	struct files_session *f = sp_container_of(op, struct files_session, recv_op);
+	(void)flags;
+	f->recv_op.fn = on_recv;
+	if (f->closing)
+		return;
+	if (res == -ECANCELED) {
+		end_session(f, "stopped");
+		return;
+	}
+	if (res < 0) {
+		end_session(f, "recv error");
+		return;
+	}
+	if (alloc_in(f))
+		read_more(f); /* data, or the end: on_recv tells */
+}
+
 static void on_recv(struct sp_op *op, int res, uint32_t flags)
 {
 	struct files_session *f = sp_container_of(op, struct files_session, recv_op);
 	(void)flags;
 	if (f->closing)
 		return;
+	if (f->shedding) {
+		f->shedding = false;
+		if (res == -ECANCELED && !sp_engine_stopping(sp_shard_engine(sp_shard_current()))) {
+			shed_buffer(f);
+			return;
+		}
+		/* it completed before the cancel: as any receive */
+	}
 	if (res == -ECANCELED) {
 		end_session(f, "stopped");
 		return;
@@ -359,6 +435,8 @@ static void on_tick(struct sp_op *op, int res, uint32_t flags)
 		return;
 	}
 	if (sp_now_ns() < f->deadline_ns) {
+		if (f->phase == PH_IDLE)
+			maybe_shed(f);
 		sp_timer_next_tick(&f->watchdog, f->fs->tick_ns);
 		return;
 	}
@@ -404,15 +482,8 @@ static void files_start(struct sp_session *s)
 	int one = 1;
 	setsockopt(s->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)); /* unix: fails, fine */
 
-	/* most request heads fit in FILES_IN_MIN; a longer one grows it to max_header_size */
-	f->in_cap = fs->conf->max_header_size < FILES_IN_MIN ? fs->conf->max_header_size
-							   : FILES_IN_MIN;
-	f->in = malloc(f->in_cap);
-	if (!f->in) {
-		sp_log(SP_LOG_ERR, "files: out of memory for a session");
-		end_session(f, "out of memory");
+	if (!alloc_in(f))
 		return;
-	}
 	sp_timer_next_tick(&f->watchdog, f->fs->tick_ns);
 	begin_head(f); /* the first request's deadline counts from the connection */
 	read_more(f);

@@ -140,7 +140,8 @@ struct files_session {
 	char client[64];
 
 	/* input: the request head(s) */
-	char *in;
+	bool shedding;               /* idle: the receive is being cancelled to free `in` */
+	char *in;                    /* NULL while idle and shed: a poll waits instead */
 	size_t in_start, in_len, in_cap; /* unparsed bytes: in[in_start .. in_start + in_len) */
 	size_t scanned;
 	bool responding;             /* between a complete head and the end of its answer */

@@ -5,6 +5,8 @@
 # alive; slow clients are cut off: a head trickled byte by byte (slowloris) and a silent
 # connection after header_timeout, an idle keep-alive connection after keepalive_timeout,
 # a client that stops reading after send_timeout. Each request gets an access-log line.
+# A connection idle for a while is answered as ever when it asks again (its request
+# buffer was given back meanwhile), and a stop closes it.
 . "$(dirname "$0")/lib.sh"
 raw() { python3 "$(dirname "$0")/http_raw.py" "$port" "$@"; }
 
@@ -141,11 +143,37 @@ CONF
 sed -i "s|^listeners:|listeners:\n  - {name: idle, bind: \"127.0.0.1:$p2\", route: longidle}|" "$tmp/conf.yaml"
 reload_and_wait
 log_has "reload: generation 2" || fail "reload with the idle route"
+# a keep-alive connection idle for more than a watchdog tick (500 ms here) gives its
+# request buffer back and waits with a poll: the next requests, one with a head longer
+# than the first buffer (1 KiB), are answered as ever, in order, on the same connection
+out=$(timeout 20 python3 - "$p2" <<'PY'
+import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+def ask(req):
+    s.sendall(req)
+    got = b""
+    while got.count(b"plain text") < 1:
+        chunk = s.recv(65536)
+        if not chunk:
+            return got + b"<closed>"
+        got += chunk
+    return got
+print(ask(b"GET /a.txt HTTP/1.1\r\nHost: h\r\n\r\n").count(b"200 OK"))
+time.sleep(1.5)
+long = b"X-Long: " + b"y" * 3000 + b"\r\n"
+print(ask(b"GET /a.txt HTTP/1.1\r\nHost: h\r\n" + long + b"\r\n").count(b"200 OK"))
+time.sleep(1.5)
+r = ask(b"GET /a.txt HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+print(r.count(b"200 OK"), s.recv(100) == b"")
+PY
+)
+[ "$(echo $out)" = "1 1 1 True" ] || fail "requests after idle spells: $out"
 printf 'GET /a.txt HTTP/1.1\r\nHost: h\r\n\r\n' | python3 "$(dirname "$0")/http_raw.py" "$p2" --timeout 20 >"$tmp/idle.out" &
 idler=$!
 started_pids+=("$idler")
 wait_until 5 eval 'grep -qs "plain text" "$tmp/idle.out"' || fail "the idle client got no answer"
+sleep 1.5 # idle past a tick: its buffer is given back, a poll waits
 stop_daemon TERM 5
 [ "$rc" = 0 ] || fail "exit status $rc"
 wait "$idler" || fail "the idle keep-alive connection was not closed by the stop"
-echo "PASS: files_http (refusals 400/405/413/414/431/501/505 with close, pipelining, 1.0/1.1 keep-alive, slowloris, idle and stalled clients cut off, access log, stop closes idle connections)"
+echo "PASS: files_http (refusals 400/405/413/414/431/501/505 with close, pipelining, 1.0/1.1 keep-alive, slowloris, idle and stalled clients cut off, access log, requests after idle spells, stop closes idle connections)"
