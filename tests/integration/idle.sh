@@ -57,7 +57,10 @@ sys.stdin.read()
 }
 read -r -t 30 held <&"${HOLD[0]}" || fail "could not open the idle connections"
 [ "$held" = "ok 300" ] || fail "idle connections: $held"
-sleep 0.5 # the writer naps for 100 ms after the last line before it sleeps
+# the writer naps for 100 ms after the last line before it sleeps, and each idle
+# connection gives its request buffer back at its second tick (500 ms apart): let both
+# happen, with room for a loaded machine, before counting
+sleep 2
 before=$(switches)
 sleep 3
 after=$(switches)
@@ -65,8 +68,9 @@ woke=$((after - before))
 # Before, the writer woke 500 times a second, the main thread once, and each shard
 # for every idle connection's watchdog tick (twice a second each, on its own phase).
 # Now the watchdogs tick together on a 500 ms grid: 2 shards x 2 ticks a second x 2
-# wake-ups each (the wheel moves a 500 ms deadline to its 1 ms level first), 24 in 3 s.
-[ "$woke" -le 40 ] || fail "idle daemon with 300 idle connections woke $woke times in 3 s"
+# wake-ups each (the wheel moves a 500 ms deadline to its 1 ms level first), 24 in 3 s;
+# the bound leaves room for a loaded machine (TSan builds running beside it).
+[ "$woke" -le 60 ] || fail "idle daemon with 300 idle connections woke $woke times in 3 s"
 
 # the writer, asleep, is woken by the next line
 echo_ok TCP4:127.0.0.1:$p || fail "echo after the quiet spell"
