@@ -211,6 +211,40 @@ START_TEST(test_next_tick_grid)
 }
 END_TEST
 
+static void arm_level1(void *arg)
+{
+	uint64_t now = sp_now_ns();
+	(void)arg;
+	for (long i = 0; i < ntimers; i++) /* sparse: one per level-1 slot at most */
+		arm(&timers[i], now + 70 * MS + (uint64_t)i * 130 * MS + rnd(60 * MS));
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Deadlines 64 ms to 4 s away sit in level 1, whose slots the shard sleeps past until
+ * their first timer: each still fires on time (a wrong bound would make them a slot,
+ * 64 ms, late or more; the median is immune to a stalled thread). Sparse, so that no
+ * level-0 timer wakes the shard in between. */
+START_TEST(test_level1_on_time)
+{
+	eng = start_engine(1, true);
+	reset(25);
+	run_on_shard(eng, 0, arm_level1, NULL);
+	ck_assert(wait_atomic(&total_fired, 25, 10000));
+	ck_assert_int_eq(atomic_load(&early), 0);
+	uint64_t late[25];
+	for (long i = 0; i < 25; i++)
+		late[i] = atomic_load(&timers[i].fired_at) - timers[i].deadline;
+	qsort(late, 25, sizeof(late[0]), cmp_u64);
+	ck_assert_uint_lt(late[12], 10 * MS);
+	stop_engine(eng);
+}
+END_TEST
+
 static void arm_levels(void *arg)
 {
 	uint64_t now = sp_now_ns();
@@ -381,6 +415,7 @@ int main(void)
 	tcase_add_test(tc, test_interval);
 	tcase_add_test(tc, test_next_tick_grid);
 	tcase_add_test(tc, test_wheel_levels);
+	tcase_add_test(tc, test_level1_on_time);
 	tcase_add_test(tc, test_remote_rearm_and_cancel);
 	tcase_add_test(tc, test_stolen_tasks_rearm);
 	suite_add_tcase(s, tc);
