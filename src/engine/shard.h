@@ -56,9 +56,9 @@ struct sp_wheel {
 	uint64_t now_tick;                /* last tick processed */
 	uint64_t occupied[SP_WHEEL_LEVELS];
 	struct sp_timer *slot[SP_WHEEL_LEVELS][SP_WHEEL_SLOTS];
-	/* level 1: no timer of the slot is due before this tick (a lower bound), so the
-	 * shard sleeps past the slot's start instead of waking only to cascade it */
-	uint64_t l1_due[SP_WHEEL_SLOTS];
+	/* levels 1 and 2: no timer of the slot is due before this tick (a lower bound), so
+	 * the shard sleeps past the slot's start instead of waking only to cascade it */
+	uint64_t due[SP_WHEEL_LEVELS - 1][SP_WHEEL_SLOTS];
 	unsigned count;
 };
 

@@ -53,8 +53,9 @@ static void wheel_link(struct sp_shard *sh, struct sp_timer *t, uint64_t expires
 		tick = w->now_tick + (1ull << (6 * SP_WHEEL_LEVELS)) - 1; /* re-filed later */
 	slot = (unsigned)(tick >> (6 * level)) & (SP_WHEEL_SLOTS - 1);
 
-	if (level == 1 && (!(w->occupied[1] & (1ull << slot)) || tick < w->l1_due[slot]))
-		w->l1_due[slot] = tick;
+	if (level && level < SP_WHEEL_LEVELS - 1 &&
+	    (!(w->occupied[level] & (1ull << slot)) || tick < w->due[level][slot]))
+		w->due[level][slot] = tick;
 	t->expires = expires;
 	t->slot = (uint16_t)(level * SP_WHEEL_SLOTS + slot);
 	t->prev = NULL;
@@ -185,10 +186,13 @@ uint64_t sp_wheel_next_ns(struct sp_shard *sh, uint64_t now)
 		uint64_t dist = (uint64_t)__builtin_ctzll(rot) + 1;
 		uint64_t tick = (base + dist) << (6 * level);
 		/* the cascade can wait for the slot's first timer: sp_wheel_advance walks
-		 * every tick it slept through, at most a slot's 64 here */
-		uint64_t due = w->l1_due[(base + dist) & (SP_WHEEL_SLOTS - 1)];
-		if (level == 1 && due > tick)
-			tick = due;
+		 * every tick it slept through, at most a level-2 slot's 4096 (a few compares
+		 * each). Not the last level: it holds far deadlines re-filed at its start. */
+		if (level && level < SP_WHEEL_LEVELS - 1) {
+			uint64_t due = w->due[level][(base + dist) & (SP_WHEEL_SLOTS - 1)];
+			if (due > tick)
+				tick = due;
+		}
 		if (tick < best)
 			best = tick;
 	}
