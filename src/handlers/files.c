@@ -17,7 +17,8 @@
  * few times a second for all of them, not once per connection per tick. A head must be
  * complete header_timeout after its first byte (after the connection, for the first
  * request) however it trickles in; an idle keep-alive connection lasts
- * keepalive_timeout; an answer that makes no progress for send_timeout is dropped.
+ * keepalive_timeout (and from its second tick holds no request buffer: maybe_shed);
+ * an answer that makes no progress for send_timeout is dropped.
  * Closing after an error is lingering: shut down our side, read and drop what the
  * client still sends for a moment, so our answer is not lost to a reset.
  */

@@ -20,11 +20,11 @@ idle_bytes_per_conn() {
 	local pid=$1 port=$2 n=$3 path=$4 out=$5 half full i
 	exec {fd}> >(exec "$idle_lib_dir/idle_client.py" "$port" "$n" "$path" >"$out" 2>&1)
 	for i in $(seq 600); do grep -q "^half\|closed" "$out" 2>/dev/null && break; sleep 0.1; done
-	sleep 1
+	sleep 2 # idle for real: files gives a request buffer back after a tick (<= 1 s)
 	half=$(rss_of "$pid")
 	echo go >&$fd
 	for i in $(seq 600); do grep -q "^ok\|closed" "$out" 2>/dev/null && break; sleep 0.1; done
-	sleep 1
+	sleep 2 # idle for real: files gives a request buffer back after a tick (<= 1 s)
 	full=$(rss_of "$pid")
 	exec {fd}>&-
 	if grep -q "^ok $n\$" "$out"; then
