@@ -310,10 +310,7 @@ static void shed_buffer(struct files_session *f)
 	free(f->in);
 	f->in = NULL;
 	f->in_cap = f->in_start = f->in_len = 0;
-	f->recv_op.fn = on_readable;
-	struct io_uring_sqe *sqe = sp_sqe();
-	io_uring_prep_poll_add(sqe, f->s.fd, POLLIN);
-	sp_op_submit(&f->recv_op, sqe);
+	files_poll(f, &f->recv_op, on_readable, POLLIN);
 }
 
 static void on_readable(struct sp_op *op, int res, uint32_t flags)

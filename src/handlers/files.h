@@ -218,6 +218,8 @@ void files_body_start(struct files_session *f);
 bool files_sendfile(struct files_session *f);
 /* Asks whether cachestat(2) may be called: 0, or the errno that says it may not. */
 int files_cachestat_probe(void);
+/* Poll the connection for events with op; fn gets the completion. */
+void files_poll(struct files_session *f, struct sp_op *op, sp_op_fn fn, unsigned events);
 void files_close_pipe(struct files_session *f);
 
 /* files_index.c: f->w->path is a directory without an index: a listing or a 403 */

@@ -189,14 +189,19 @@ static void on_writable(struct sp_op *op, int res, uint32_t flags)
 	}
 }
 
+void files_poll(struct files_session *f, struct sp_op *op, sp_op_fn fn, unsigned events)
+{
+	op->fn = fn;
+	struct io_uring_sqe *sqe = sp_sqe();
+	io_uring_prep_poll_add(sqe, f->s.fd, events);
+	sp_op_submit(op, sqe);
+}
+
 /* The non-blocking socket is full: poll for room rather than hold a worker or the shard
  * (completes at once when there is some: other sessions of this shard get their turn). */
 static void wait_writable(struct files_session *f)
 {
-	f->send_op.fn = on_writable;
-	struct io_uring_sqe *sqe = sp_sqe();
-	io_uring_prep_poll_add(sqe, f->s.fd, POLLOUT);
-	sp_op_submit(&f->send_op, sqe);
+	files_poll(f, &f->send_op, on_writable, POLLOUT);
 }
 
 static void on_splice_out(struct sp_op *op, int res, uint32_t flags)
