@@ -375,18 +375,6 @@ int files_cachestat_probe(void)
 	return atomic_load(&cachestat_err);
 }
 
-static uint64_t page_size(void)
-{
-	static _Atomic uint64_t size;
-	uint64_t p = atomic_load_explicit(&size, memory_order_relaxed);
-	if (!p) {
-		long n = sysconf(_SC_PAGESIZE);
-		p = n > 0 ? (uint64_t)n : 4096;
-		atomic_store_explicit(&size, p, memory_order_relaxed);
-	}
-	return p;
-}
-
 /* Without cachestat: mincore on the cache entry's mapping of the file. */
 static bool mapped_pages_cached(const struct files_entry *e, uint64_t off, uint64_t len)
 {
@@ -394,7 +382,7 @@ static bool mapped_pages_cached(const struct files_entry *e, uint64_t off, uint6
 	const char *map = e ? files_entry_map(e, &map_len) : NULL;
 	if (!map || off + len > map_len)
 		return false;
-	uint64_t page = page_size(), start = off / page * page;
+	uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE), start = off / page * page;
 	unsigned char vec[SENDFILE_CHUNK / 4096 + 1];
 	size_t pages = (size_t)((off + len - start + page - 1) / page);
 	if (pages > sizeof(vec) || mincore((void *)(map + start), off + len - start, vec) < 0)
@@ -419,7 +407,8 @@ static bool cached(struct files_session *f, uint64_t off, uint64_t len)
 			atomic_store(&cachestat_err, errno);
 		return false;
 	}
-	uint64_t page = page_size(), pages = (off + len - 1) / page - off / page + 1;
+	uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+	uint64_t pages = (off + len - 1) / page - off / page + 1;
 	return cs.nr_cache >= pages;
 }
 
