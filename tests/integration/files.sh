@@ -82,11 +82,6 @@ curl -sf --limit-rate 12M "http://127.0.0.1:$p2/huge.bin" -o "$tmp/got" && cmp -
 same_bytes huge.bin
 curl -sf --limit-rate 12M "$u/huge.bin" -o "$tmp/got" && cmp -s "$tmp/got" "$www/huge.bin" ||
 	fail "sendfile to a slow reader: body differs"
-drop_pages() {
-	python3 -c 'import os, sys
-fd = os.open(sys.argv[1], os.O_RDONLY); os.fsync(fd)
-os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)' "$1"
-}
 drop_pages "$www/huge.bin"
 same_bytes huge.bin
 drop_pages "$www/big.bin"

@@ -62,9 +62,7 @@ for e in $EPERM $ENOSYS; do
 	r1=$(awk '/^syscr/ { print $2 }' /proc/"$pid"/io)
 	[ $((r1 - r0)) -ge 10 ] || fail "10 cached 1 MiB bodies made $((r1 - r0)) sendfile calls (errno $e)"
 	# pages out of the cache: mincore says so, and the body goes by splice (no read call)
-	python3 -c 'import os, sys
-fd = os.open(sys.argv[1], os.O_RDONLY); os.fsync(fd)
-os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)' "$www/3m.bin"
+	drop_pages "$www/3m.bin"
 	r0=$(awk '/^syscr/ { print $2 }' /proc/"$pid"/io)
 	got=$(curl -sf --max-time 20 "http://127.0.0.1:$port/3m.bin" | sha256sum | cut -d' ' -f1)
 	[ "$got" = "$(sha256sum <"$www/3m.bin" | cut -d' ' -f1)" ] || fail "uncached 3m.bin differs"

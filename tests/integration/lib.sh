@@ -77,6 +77,13 @@ stop_daemon() {
 	wait "$pid" || rc=$?
 }
 
+# drop_pages FILE: its pages out of the page cache (written back first, so that they go)
+drop_pages() {
+	python3 -c 'import os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY); os.fsync(fd)
+os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)' "$1"
+}
+
 # echo_ok ADDR: one line goes through the echo route at ADDR (socat address syntax).
 echo_ok() {
 	local want="ping $RANDOM" got
