@@ -115,19 +115,28 @@ static void on_exit_op(struct sp_op *op, int res, uint32_t flags)
 	reap(e);
 }
 
+/* A timer of e completed: true when it went off and e is still open. Cancelled by the
+ * engine stopping: the child gets what a stop gives it. */
+static bool timer_went_off(struct exec_session *e, int res)
+{
+	if (e->closed)
+		return false;
+	if (res == -ECANCELED) {
+		if (exec_engine_stopping())
+			exec_stop(e);
+		return false;
+	}
+	return true;
+}
+
 /* timeout, then kill_grace: SIGTERM to the group, then SIGKILL. After the exit, what is
  * left (a descendant holding stdout) is cut off by ending the session. */
 static void on_timer(struct sp_op *op, int res, uint32_t flags)
 {
 	struct exec_session *e = sp_container_of(op, struct exec_session, timer.op);
 
-	if (e->closed)
+	if (!timer_went_off(e, res))
 		return;
-	if (res == -ECANCELED) {
-		if (exec_engine_stopping())
-			exec_stop(e);
-		return;
-	}
 	if (e->exited) { /* what it left behind (a descendant holding stdout) is cut off */
 		e->timed_out = !e->retired;
 		exec_finish(e, e->retired ? "route removed" : "timeout");
@@ -151,13 +160,8 @@ static void on_retire_tick(struct sp_op *op, int res, uint32_t flags)
 {
 	struct exec_session *e = sp_container_of(op, struct exec_session, retire_tick.op);
 
-	if (e->closed)
+	if (!timer_went_off(e, res))
 		return;
-	if (res == -ECANCELED) {
-		if (exec_engine_stopping())
-			exec_stop(e);
-		return;
-	}
 	if (e->exited || e->kill_stage) /* nothing left to end, or ending already */
 		return;
 	if (!atomic_load_explicit(&e->s.route->retired, memory_order_relaxed)) {

@@ -145,6 +145,17 @@ fail:;
 	return -e;
 }
 
+static void listener_free(struct sp_listener *l)
+{
+	free(l->unix_path);
+	free(l->key);
+	free(l->name);
+	free(l->acc);
+	free(l->cur);
+	free(l->counters);
+	free(l);
+}
+
 struct sp_listener *sp_listener_open(const struct sp_conf_listener *c, unsigned nshards,
 				     char *err, size_t errlen)
 {
@@ -186,12 +197,7 @@ struct sp_listener *sp_listener_open(const struct sp_conf_listener *c, unsigned 
 	}
 	return l;
 fail:
-	free(l->key);
-	free(l->name);
-	free(l->acc);
-	free(l->cur);
-	free(l->counters);
-	free(l);
+	listener_free(l);
 	return NULL;
 }
 
@@ -218,13 +224,7 @@ void sp_listener_unref(struct sp_listener *l)
 {
 	if (!l || atomic_fetch_sub_explicit(&l->refs, 1, memory_order_acq_rel) != 1)
 		return;
-	free(l->unix_path);
-	free(l->key);
-	free(l->name);
-	free(l->acc);
-	free(l->cur);
-	free(l->counters);
-	free(l);
+	listener_free(l);
 }
 
 /* Take a hold on the fd unless it is already gone (holds never come back from zero). */
