@@ -202,9 +202,10 @@ static void on_verdict(struct sp_session *s)
 	s->on_wake = NULL;
 	if (v == EXEC_GRANTED) {
 		e->counted = true;
-		if (atomic_load_explicit(&s->route->retired, memory_order_relaxed)) {
+		bool stopping = exec_engine_stopping(); /* granted just before the stop */
+		if (stopping || atomic_load_explicit(&s->route->retired, memory_order_relaxed)) {
 			exec_queue_release(e); /* the next in line ends the same way */
-			exec_finish(e, "route removed");
+			exec_finish(e, stopping ? "stopped" : "route removed");
 			return;
 		}
 		exec_launch(e);

@@ -86,12 +86,13 @@ static void disarm(struct exec_queue *q)
 	}
 }
 
-/* Owner: grant slots to the oldest waiters while there are slots. */
+/* Owner: grant slots to the oldest waiters while there are slots. Stopping, a slot that
+ * a killed child frees is nobody's: the waiters are told so, all of them, at once. */
 static void serve(struct exec_queue *q)
 {
-	bool had = q->head != NULL;
-	while (q->head && take_slot(q))
-		deliver(q, pop(q), EXEC_GRANTED);
+	bool had = q->head != NULL, stop = exec_engine_stopping();
+	while (q->head && (stop || take_slot(q)))
+		deliver(q, pop(q), stop ? EXEC_STOPPED : EXEC_GRANTED);
 	if (had && !q->head)
 		disarm(q);
 }
