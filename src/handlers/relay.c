@@ -5,8 +5,11 @@
  * idle timeout.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "handlers/relay.h"
 
@@ -52,6 +55,53 @@ static void pool_put(uint8_t *p)
 	pool_free++;
 }
 
+/*
+ * Each shard thread's spare pipes for splicing, last in, first out like the buffers: a
+ * pipe is taken when a direction starts to stream and given back, empty, when it
+ * pauses. The kernel caps a user's pipe memory (pipe-user-pages-soft), so pipes are not
+ * kept per connection, and one of SPLICE_PIPE_SIZE is asked for (else the default
+ * 64 KiB is fine too).
+ */
+#define SPLICE_PIPE_SIZE (256 * 1024)
+#define PIPE_KEEP 64
+static __thread int pipe_rds[PIPE_KEEP], pipe_wrs[PIPE_KEEP];
+static __thread unsigned pipes_free;
+
+static bool pipe_get(struct sp_relay_dir *d)
+{
+	if (pipes_free) {
+		pipes_free--;
+		d->pipe_rd = pipe_rds[pipes_free];
+		d->pipe_wr = pipe_wrs[pipes_free];
+		return true;
+	}
+	int fds[2];
+	if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) < 0)
+		return false;
+	(void)fcntl(fds[1], F_SETPIPE_SZ, SPLICE_PIPE_SIZE);
+	d->pipe_rd = fds[0];
+	d->pipe_wr = fds[1];
+	return true;
+}
+
+/* An empty pipe goes back to the pool; one still holding bytes (the relay ended midway)
+ * is closed, and its bytes with it. */
+static void pipe_put(struct sp_relay_dir *d)
+{
+	if (d->pipe_rd < 0)
+		return;
+	if (!d->pipe_bytes && pipes_free < PIPE_KEEP) {
+		pipe_rds[pipes_free] = d->pipe_rd;
+		pipe_wrs[pipes_free] = d->pipe_wr;
+		pipes_free++;
+	} else {
+		close(d->pipe_rd);
+		close(d->pipe_wr);
+	}
+	d->pipe_rd = d->pipe_wr = -1;
+	d->pipe_bytes = 0;
+}
+
 static void pool_trim(void)
 {
 	while (pool_top) {
@@ -60,9 +110,15 @@ static void pool_trim(void)
 		free(b);
 	}
 	pool_free = 0;
+	while (pipes_free) {
+		pipes_free--;
+		close(pipe_rds[pipes_free]);
+		close(pipe_wrs[pipes_free]);
+	}
 }
 
 static void dir_recv(struct sp_relay_dir *d);
+static bool splice_start(struct sp_relay_dir *d);
 
 static void finish(struct sp_relay *r, const char *reason, int reset_fd)
 {
@@ -92,6 +148,8 @@ static void next_recv(struct sp_relay_dir *d)
 {
 	bool streaming = d->len == (d->bid >= 0 ? sp_buf_size(d->r->shard) : POOL_BUF_SIZE);
 	give_back(d);
+	if (streaming && splice_start(d))
+		return;
 	if (streaming || !d->r->use_ring) {
 		if (!d->own)
 			d->own = pool_get();
@@ -189,6 +247,131 @@ static void on_send(struct sp_op *op, int res, uint32_t flags)
 	}
 }
 
+/* ------------------------------------------------------------------------------------ */
+/* splice, while a direction streams                                                      */
+
+#define SPLICE_TURN (1u << 20) /* bytes a direction moves before the shard's others go */
+#define SPLICE_FLAGS (SPLICE_F_MOVE | SPLICE_F_NONBLOCK)
+
+static void splice_turn(struct sp_relay_dir *d);
+
+/* A poll of either socket completed: the turn goes on (or ends the relay on a stop). */
+static void splice_ready(struct sp_relay_dir *d, int res)
+{
+	if (d->r->ended)
+		return;
+	if (res == -ECANCELED) {
+		finish(d->r, "stopped", -1);
+		return;
+	}
+	splice_turn(d); /* an error on a socket shows in the next splice */
+}
+
+static void on_readable(struct sp_op *op, int res, uint32_t flags)
+{
+	(void)flags;
+	splice_ready(sp_container_of(op, struct sp_relay_dir, recv_op), res);
+}
+
+static void on_writable(struct sp_op *op, int res, uint32_t flags)
+{
+	(void)flags;
+	splice_ready(sp_container_of(op, struct sp_relay_dir, send_op), res);
+}
+
+static void poll_fd(struct sp_op *op, int fd, unsigned events)
+{
+	struct io_uring_sqe *sqe = sp_sqe();
+	io_uring_prep_poll_add(sqe, fd, events);
+	sp_op_submit(op, sqe);
+}
+
+/* The sender paused with the pipe empty: the pipe goes back to the pool, and the next
+ * bytes are received into a provided buffer, taken only when they come. */
+static void splice_stop(struct sp_relay_dir *d)
+{
+	pipe_put(d);
+	d->splicing = false;
+	d->recv_op.fn = on_recv;
+	d->send_op.fn = on_send;
+}
+
+/* Move what is there, up to SPLICE_TURN: into the pipe while it is empty, out of it
+ * until it is. A splice into an empty pipe that finds nothing means the sender paused;
+ * one out of the pipe that finds no room means the receiver is slow: poll for room. */
+static void splice_turn(struct sp_relay_dir *d)
+{
+	struct sp_relay *r = d->r;
+	size_t moved = 0;
+
+	while (moved < SPLICE_TURN) {
+		if (!d->pipe_bytes) {
+			ssize_t n = splice(d->from, NULL, d->pipe_wr, NULL, SPLICE_TURN, SPLICE_FLAGS);
+			if (n > 0) {
+				d->pipe_bytes = (uint32_t)n;
+				*d->bytes += (uint64_t)n;
+				r->last_ns = sp_now_ns();
+			} else if (n == 0) { /* FIN: on to the other side, as on_recv does */
+				splice_stop(d);
+				shutdown(d->to, SHUT_WR);
+				d->eof = true;
+				if (both_eof(r))
+					finish(r, NULL, -1);
+				return;
+			} else if (errno == EAGAIN) {
+				splice_stop(d);
+				dir_recv(d);
+				return;
+			} else if (errno != EINTR) {
+				finish(r, side_reason(d, true), d->to);
+				return;
+			}
+			continue;
+		}
+		ssize_t m = splice(d->pipe_rd, NULL, d->to, NULL, d->pipe_bytes, SPLICE_FLAGS);
+		if (m > 0) {
+			d->pipe_bytes -= (uint32_t)m;
+			moved += (size_t)m;
+		} else if (m < 0 && errno == EAGAIN) {
+			poll_fd(&d->send_op, d->to, POLLOUT);
+			return;
+		} else if (m == 0 || errno != EINTR) {
+			finish(r, side_reason(d, false), d->from);
+			return;
+		}
+	}
+	/* a turn's worth: the shard's other sessions go first (these polls complete at once) */
+	if (d->pipe_bytes)
+		poll_fd(&d->send_op, d->to, POLLOUT);
+	else
+		poll_fd(&d->recv_op, d->from, POLLIN);
+}
+
+/* The direction streams: go on by splice. False (nothing changed) when the sockets
+ * cannot be made non-blocking or no pipe is to be had: buffers then. */
+static bool splice_start(struct sp_relay_dir *d)
+{
+	struct sp_relay *r = d->r;
+	if (!r->nonblock) {
+		int fu = fcntl(r->up.from, F_GETFL), fd = fcntl(r->down.from, F_GETFL);
+		if (fu < 0 || fd < 0 || fcntl(r->up.from, F_SETFL, fu | O_NONBLOCK) < 0 ||
+		    fcntl(r->down.from, F_SETFL, fd | O_NONBLOCK) < 0)
+			return false;
+		r->nonblock = true;
+	}
+	if (!pipe_get(d))
+		return false;
+	if (d->own) {
+		pool_put(d->own);
+		d->own = NULL;
+	}
+	d->splicing = true;
+	d->recv_op.fn = on_readable;
+	d->send_op.fn = on_writable;
+	splice_turn(d);
+	return true;
+}
+
 static void on_idle(struct sp_op *op, int res, uint32_t flags)
 {
 	struct sp_relay *r = sp_container_of(op, struct sp_relay, idle.op);
@@ -209,6 +392,7 @@ static void dir_init(struct sp_relay *r, struct sp_relay_dir *d, struct sp_task 
 	d->to = to;
 	d->bytes = bytes;
 	d->bid = -1;
+	d->pipe_rd = d->pipe_wr = -1;
 	sp_op_init(&d->recv_op, task, on_recv);
 	sp_op_init(&d->send_op, task, on_send);
 	if (!r->use_ring)
@@ -244,6 +428,8 @@ void sp_relay_release(struct sp_relay *r)
 		return;
 	give_back(&r->up);
 	give_back(&r->down);
+	pipe_put(&r->up);
+	pipe_put(&r->down);
 	pool_put(r->up.own);
 	pool_put(r->down.own);
 	if (--relays_live == 0)

@@ -11,6 +11,12 @@
  * empty (or missing), or while a direction streams (each receive fills a whole buffer),
  * it uses a buffer of its shard's pool instead, given back when the peer pauses.
  *
+ * A direction that streams (a receive filled a whole buffer) moves on by splice(2)
+ * instead, from the shard, without copying: socket -> pipe -> socket, both sockets
+ * non-blocking, so a call never waits; a poll when one side is not ready, back to
+ * receives into provided buffers when the sender pauses with the pipe empty. Pipes come
+ * from a per-shard pool and go back to it, so an idle connection holds none.
+ *
  * End of stream in one direction becomes shutdown(SHUT_WR) on the other socket (half
  * close); both directions finished ends the relay. A reset or error on one side ends it
  * and the owner resets the other side. No byte moves for idle_ns: the relay ends.
@@ -19,7 +25,8 @@
  * the buffered path between the receive and the send of a direction: what a direction
  * received is handed on as (data, len) in dir_send(), which is the one place where
  * decrypting (bytes from a TLS end) or encrypting (bytes to a TLS end) will slot in, with
- * the record layer's own buffer replacing the provided buffer while it holds data.
+ * the record layer's own buffer replacing the provided buffer while it holds data. A
+ * TLS end never splices: its bytes must pass through the record layer.
  *
  * The session must be pinned (sp_stage_ops.pinned): provided buffers go back to the ring
  * of the shard that lent them, which is the shard the session runs on.
@@ -44,6 +51,9 @@ struct sp_relay_dir {
 	uint32_t len, off;
 	int32_t bid;      /* provided buffer held, -1: none */
 	bool eof;         /* `from` sent its FIN and `to` was shut down for writing */
+	bool splicing;    /* streaming through a pipe (recv_op and send_op poll) */
+	int pipe_rd, pipe_wr; /* the pipe while splicing, else -1 */
+	uint32_t pipe_bytes;  /* spliced in, not yet out */
 };
 
 /* How the relay ended: reason NULL for a clean close; reset_fd >= 0 is the socket whose
@@ -57,6 +67,7 @@ struct sp_relay {
 	struct sp_shard *shard;       /* whose ring lends the buffers */
 	sp_relay_end_fn end;
 	bool started, ended, use_ring;
+	bool nonblock;                /* both sockets made non-blocking (for splice) */
 };
 
 /* Set the relay up between client and server (task context, once connected) and start

@@ -2,7 +2,8 @@
 # proxy.sh - the proxy handler's relay with real backends: 100 MiB through an echo server
 # both ways at once and 100 MiB each way alone, checked by sha256; half close (the client's
 # FIN reaches the server, whose answer still comes back); a server reset reaches the client
-# as a reset; idle_timeout; a unix-socket upstream; access log fields; many clients at once.
+# as a reset; a slow reader of a spliced download; idle_timeout; a unix-socket upstream;
+# access log fields; many clients at once.
 . "$(dirname "$0")/lib.sh"
 backend=$(dirname "$0")/proxy_backend.py
 
@@ -66,6 +67,38 @@ got=$(timeout 60 socat -t 30 -b 262144 - TCP4:127.0.0.1:$px <"$tmp/big")
 got=$(timeout 60 socat -t 20 -b 262144 -u TCP4:127.0.0.1:$py - | sha256sum | cut -d' ' -f1)
 [ "$got" = "$want" ] || fail "100 MiB download came back different"
 
+# a slow reader: the download streams by splice through one pipe (2 fds) of the shard's
+# pool, which bounds what the daemon holds while the client stalls; every byte arrives,
+# and the pipe is gone once the relay ends
+pipes() { find /proc/"$pid"/fd -lname 'pipe:*' 2>/dev/null | wc -l; }
+before=$(pipes)
+python3 - "$py" "$tmp/slow" <<'PY' &
+import hashlib, socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=30)
+h, got = hashlib.sha256(), 0
+while got < (1 << 20):
+    b = s.recv(65536)
+    h.update(b)
+    got += len(b)
+open(sys.argv[2] + ".stalled", "w").close()
+time.sleep(2)
+while True:
+    b = s.recv(1 << 20)
+    if not b:
+        break
+    h.update(b)
+open(sys.argv[2], "w").write(h.hexdigest())
+PY
+slow=$!
+started_pids+=("$slow")
+wait_until 10 test -e "$tmp/slow.stalled" || fail "the slow reader got no first MiB"
+sleep 0.5
+during=$(pipes)
+[ "$during" = $((before + 2)) ] || fail "a stalled download holds $((during - before)) pipe fds, want 2"
+wait "$slow" || fail "the slow reader failed"
+[ "$(cat "$tmp/slow")" = "$want" ] || fail "the slow reader's 100 MiB came back different"
+wait_until 5 eval '[ "$(pipes)" = "$before" ]' || fail "pipes left after the download: $(pipes), before $before"
+
 # a server reset reaches the client as a reset
 out=$(python3 - "$pz" <<'PY'
 import socket, sys
@@ -110,4 +143,4 @@ wait_until 5 log_has "route=idle .* end=idle timeout" || fail "no 'idle timeout'
 
 stop_daemon TERM
 [ "$rc" = 0 ] || fail "exit status $rc"
-echo "PASS: proxy relay (100 MiB both ways, half close, download, reset, unix upstream, load, idle timeout)"
+echo "PASS: proxy relay (100 MiB both ways, half close, download, slow reader by splice, reset, unix upstream, load, idle timeout)"
