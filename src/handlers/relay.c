@@ -291,7 +291,6 @@ static void poll_fd(struct sp_op *op, int fd, unsigned events)
 static void splice_stop(struct sp_relay_dir *d)
 {
 	pipe_put(d);
-	d->splicing = false;
 	d->recv_op.fn = on_recv;
 	d->send_op.fn = on_send;
 }
@@ -320,7 +319,10 @@ static void splice_turn(struct sp_relay_dir *d)
 				return;
 			} else if (errno == EAGAIN) {
 				splice_stop(d);
-				dir_recv(d);
+				if (!r->use_ring && !(d->own = pool_get())) /* no ring: a pool buffer */
+					finish(r, "out of memory", -1);
+				else
+					dir_recv(d);
 				return;
 			} else if (errno != EINTR) {
 				finish(r, side_reason(d, true), d->to);
@@ -365,7 +367,6 @@ static bool splice_start(struct sp_relay_dir *d)
 		pool_put(d->own);
 		d->own = NULL;
 	}
-	d->splicing = true;
 	d->recv_op.fn = on_readable;
 	d->send_op.fn = on_writable;
 	splice_turn(d);

@@ -51,8 +51,7 @@ struct sp_relay_dir {
 	uint32_t len, off;
 	int32_t bid;      /* provided buffer held, -1: none */
 	bool eof;         /* `from` sent its FIN and `to` was shut down for writing */
-	bool splicing;    /* streaming through a pipe (recv_op and send_op poll) */
-	int pipe_rd, pipe_wr; /* the pipe while splicing, else -1 */
+	int pipe_rd, pipe_wr; /* the pipe while splicing (recv_op and send_op poll), else -1 */
 	uint32_t pipe_bytes;  /* spliced in, not yet out */
 };
 
