@@ -255,6 +255,18 @@ static void on_send(struct sp_op *op, int res, uint32_t flags)
 
 static void splice_turn(struct sp_relay_dir *d);
 
+/* splice(2) refused outright (a seccomp filter: EPERM, ENOSYS; a socket type without
+ * splice support: EINVAL): this shard relays with buffers from now on. */
+static __thread bool splice_off;
+
+static bool splice_refused(int e)
+{
+	if (e != EPERM && e != ENOSYS && e != EINVAL && e != EOPNOTSUPP)
+		return false;
+	splice_off = true;
+	return true;
+}
+
 /* A poll of either socket completed: the turn goes on (or ends the relay on a stop). */
 static void splice_ready(struct sp_relay_dir *d, int res)
 {
@@ -317,7 +329,7 @@ static void splice_turn(struct sp_relay_dir *d)
 				if (both_eof(r))
 					finish(r, NULL, -1);
 				return;
-			} else if (errno == EAGAIN) {
+			} else if (errno == EAGAIN || splice_refused(errno)) {
 				splice_stop(d);
 				if (!r->use_ring && !(d->own = pool_get())) /* no ring: a pool buffer */
 					finish(r, "out of memory", -1);
@@ -354,6 +366,8 @@ static void splice_turn(struct sp_relay_dir *d)
 static bool splice_start(struct sp_relay_dir *d)
 {
 	struct sp_relay *r = d->r;
+	if (splice_off)
+		return false;
 	if (!r->nonblock) {
 		int fu = fcntl(r->up.from, F_GETFL), fd = fcntl(r->down.from, F_GETFL);
 		if (fu < 0 || fd < 0 || fcntl(r->up.from, F_SETFL, fu | O_NONBLOCK) < 0 ||
