@@ -7,10 +7,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "engine/log.h"
 #include "handlers/relay.h"
 
 #define POOL_BUF_SIZE 16384
@@ -261,9 +264,15 @@ static __thread bool splice_off;
 
 static bool splice_refused(int e)
 {
+	static _Atomic bool said; /* once per process */
 	if (e != EPERM && e != ENOSYS && e != EINVAL && e != EOPNOTSUPP)
 		return false;
 	splice_off = true;
+	if (!atomic_exchange(&said, true))
+		sp_log(SP_LOG_WARN, "proxy: splice(2) %s: streams are relayed through buffers",
+		       e == EPERM ? "is not permitted (a seccomp filter; under systemd add it to "
+				    "SystemCallFilter=)"
+				  : e == ENOSYS ? "is not in this kernel" : strerror(e));
 	return true;
 }
 

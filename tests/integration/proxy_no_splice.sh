@@ -1,8 +1,8 @@
 #!/bin/bash
 # proxy_no_splice.sh - where splice(2) is refused (a seccomp filter: EPERM; ENOSYS as on a
-# kernel without it) the relay goes on with buffers: a 30 MiB download and 30 MiB both
-# ways through the proxy arrive intact, closed cleanly, and no pipe is held while a
-# client stalls.
+# kernel without it) the daemon says so once and the relay goes on with buffers: a 30 MiB
+# download and 30 MiB both ways through the proxy arrive intact, closed cleanly, and no
+# pipe is held while a client stalls.
 . "$(dirname "$0")/lib.sh"
 backend=$(dirname "$0")/proxy_backend.py
 deny=${BUILDDIR:-.}/tests/tools/deny_syscall
@@ -55,6 +55,14 @@ for e in $EPERM $ENOSYS; do
 	got=$(timeout 60 socat -t 20 -b 262144 - TCP4:127.0.0.1:$pf <"$tmp/big" | sha256sum | cut -d' ' -f1)
 	[ "$got" = "$want" ] || fail "errno $e: 30 MiB through proxy+echo came back different"
 	wait_until 5 log_has "route=to-down .* out=31457280 end=closed" || fail "errno $e: the download did not end cleanly"
+	if [ "$e" = $EPERM ]; then
+		log_has "proxy: splice(2) is not permitted (a seccomp filter; under systemd add it to SystemCallFilter=): streams are relayed through buffers" ||
+			fail "no warning naming the filter"
+	else
+		log_has "proxy: splice(2) is not in this kernel: streams are relayed through buffers" ||
+			fail "no warning naming the kernel"
+	fi
+	[ "$(log_count "proxy: splice(2)")" = 1 ] || fail "errno $e: the warning came $(log_count "proxy: splice(2)") times, want once"
 
 	# a stalled download: buffers, no pipe
 	python3 - "$py" "$tmp/stalled" <<'PY' &
