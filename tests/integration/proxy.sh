@@ -9,6 +9,7 @@ backend=$(dirname "$0")/proxy_backend.py
 
 pe=$(free_port); pf=$(free_port); ph=$(free_port); pd=$(free_port); pr=$(free_port)
 px=$(free_port); py=$(free_port); pz=$(free_port); pu=$(free_port); pw=$(free_port)
+pk=$(free_port); pj=$(free_port)
 head -c $((100 << 20)) /dev/urandom >"$tmp/big"
 want=$(sha256sum <"$tmp/big" | cut -d' ' -f1)
 
@@ -21,6 +22,7 @@ start_backend() {
 start_backend hash $ph
 start_backend send $pd "$tmp/big"
 start_backend reset $pr
+start_backend sendreset $pk "$tmp/big"
 
 cat >"$tmp/conf.yaml" <<CONF
 version: 1
@@ -32,6 +34,7 @@ upstreams:
   - {name: hash, servers: ["127.0.0.1:$ph"]}
   - {name: down, servers: ["127.0.0.1:$pd"]}
   - {name: reset, servers: ["127.0.0.1:$pr"]}
+  - {name: sendreset, servers: ["127.0.0.1:$pk"]}
   - {name: local, servers: ["unix:$tmp/echo.sock"]}
 listeners:
   - {name: echo-a, bind: "127.0.0.1:$pe", route: echo}
@@ -40,6 +43,7 @@ listeners:
   - {name: fh, bind: "127.0.0.1:$px", route: to-hash}
   - {name: fd, bind: "127.0.0.1:$py", route: to-down}
   - {name: fr, bind: "127.0.0.1:$pz", route: to-reset}
+  - {name: fk, bind: "127.0.0.1:$pj", route: to-sendreset}
   - {name: fu, bind: "127.0.0.1:$pu", route: to-local}
   - {name: fi, bind: "127.0.0.1:$pw", route: idle}
 routes:
@@ -48,6 +52,7 @@ routes:
   - {name: to-hash, pipeline: [{proxy: {upstream: hash}}]}
   - {name: to-down, placement: sticky, pipeline: [{proxy: {upstream: down}}]}
   - {name: to-reset, pipeline: [{proxy: {upstream: reset}}]}
+  - {name: to-sendreset, pipeline: [{proxy: {upstream: sendreset}}]}
   - {name: to-local, placement: pinned, pipeline: [{proxy: {upstream: local}}]}
   - {name: idle, pipeline: [{proxy: {upstream: echo, idle_timeout: 2s}}]}
 CONF
@@ -112,6 +117,26 @@ PY
 )
 [ "$out" = reset ] || fail "server reset reached the client as '$out'"
 wait_until 5 log_has "route=to-reset .* end=server reset" || fail "no 'server reset' access line"
+
+# a reset at the end of a 100 MiB stream (spliced: the relay is still passing it on)
+# reaches the client as a reset, never as a clean end of stream
+out=$(python3 - "$pj" <<'PY'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=20)
+got = 0
+try:
+    while True:
+        b = s.recv(1 << 20)
+        if not b:
+            print("eof after", got)
+            break
+        got += len(b)
+except ConnectionResetError:
+    print("reset")
+PY
+)
+[ "$out" = reset ] || fail "a server reset mid-stream reached the client as '$out'"
+wait_until 5 log_has "route=to-sendreset .* end=server reset" || fail "no 'server reset' line for the stream"
 
 # unix-socket upstream, pinned placement
 echo_ok TCP4:127.0.0.1:$pu || fail "proxy to a unix-socket upstream"

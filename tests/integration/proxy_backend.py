@@ -9,6 +9,8 @@ Usage: proxy_backend.py MODE PORT [ARG]   (listens on 127.0.0.1:PORT, prints "re
   record FILE  appends the first 256 bytes each connection sends (a PROXY header and a
                line) to FILE as one hex line, then echoes everything until EOF
   reset        reads a line, then closes with a reset (SO_LINGER 0)
+  sendreset FILE  sends FILE, then closes with a reset (mid-stream for a relay that
+               has not passed it all on yet)
   blackhole    listen(0) with its accept queue filled by its own clients and never
                accepts: further connects get no answer to their SYN (connect timeout)
 Each connection is served on its own thread; the process runs until killed.
@@ -69,6 +71,10 @@ def serve(conn, mode, arg):
                 conn.sendall(b)
         elif mode == "reset":
             conn.recv(4096)
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        elif mode == "sendreset":
+            with open(arg, "rb") as f:
+                conn.sendall(f.read())
             conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 
 
