@@ -3,7 +3,7 @@
 # both ways at once and 100 MiB each way alone, checked by sha256; half close (the client's
 # FIN reaches the server, whose answer still comes back); a server reset reaches the client
 # as a reset; a slow reader of a spliced download; idle_timeout; a unix-socket upstream;
-# access log fields; many clients at once.
+# access log fields; many clients at once; a download across a reload and the stop's drain.
 . "$(dirname "$0")/lib.sh"
 backend=$(dirname "$0")/proxy_backend.py
 
@@ -166,6 +166,32 @@ ms=$((($(date +%s%N) - start) / 1000000))
 [ "$ms" -ge 3900 ] || fail "idle connection closed after $ms ms, before 2.1 s of activity + 2 s idle"
 wait_until 5 log_has "route=idle .* end=idle timeout" || fail "no 'idle timeout' access line"
 
-stop_daemon TERM
+# a spliced download in flight across a reload and then the drain of the stop: intact
+python3 - "$py" "$tmp/through" <<'PY' &
+import hashlib, socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=30)
+h, got, marked = hashlib.sha256(), 0, False
+while True:
+    b = s.recv(1 << 16)
+    if not b:
+        break
+    h.update(b)
+    got += len(b)
+    if got >= (1 << 20) and not marked:
+        open(sys.argv[2] + ".started", "w").close()
+        marked = True
+    if got % (8 << 20) < len(b):
+        time.sleep(0.1)  # a reader slower than the sender: the relay keeps waiting
+open(sys.argv[2], "w").write(h.hexdigest())
+PY
+through=$!
+started_pids+=("$through")
+wait_until 10 test -e "$tmp/through.started" || fail "the download across the reload did not start"
+kill -HUP "$pid"
+wait_until 10 log_has "reload: generation 2" || fail "no reload"
+stop_daemon TERM 30
+log_has "stopping; draining 1 connections" || fail "the download was not in flight at the stop"
+wait "$through" || fail "the reader across the reload and the stop failed"
+[ "$(cat "$tmp/through")" = "$want" ] || fail "the download across a reload and the drain came back different"
 [ "$rc" = 0 ] || fail "exit status $rc"
-echo "PASS: proxy relay (100 MiB both ways, half close, download, slow reader by splice, reset, unix upstream, load, idle timeout)"
+echo "PASS: proxy relay (100 MiB both ways, half close, download, slow reader by splice, reset, unix upstream, load, idle timeout, a download across a reload and the drain)"
