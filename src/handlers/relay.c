@@ -145,8 +145,9 @@ static void give_back(struct sp_relay_dir *d)
 }
 
 /* The send of what was received is done: decide where the next receive goes. A full
- * buffer means more is waiting: keep streaming through a pool buffer. A short one means
- * the peer paused: hold nothing while waiting (the ring lends a buffer on arrival). */
+ * buffer means more is waiting: go on by splice, or through a pool buffer where splice
+ * is not to be had. A short one means the peer paused: hold nothing while waiting (the
+ * ring lends a buffer on arrival). */
 static void next_recv(struct sp_relay_dir *d)
 {
 	bool streaming = d->len == (d->bid >= 0 ? sp_buf_size(d->r->shard) : POOL_BUF_SIZE);

@@ -8,14 +8,15 @@
  * connection holds no buffer), send it all, give the buffer back, receive again. One
  * buffer per direction at most: a slow reader stops the receives from its peer instead of
  * making us buffer (back-pressure through the kernel's socket buffers). When the ring is
- * empty (or missing), or while a direction streams (each receive fills a whole buffer),
- * it uses a buffer of its shard's pool instead, given back when the peer pauses.
+ * empty (or missing) it uses a buffer of its shard's pool instead, given back when the
+ * peer pauses.
  *
  * A direction that streams (a receive filled a whole buffer) moves on by splice(2)
  * instead, from the shard, without copying: socket -> pipe -> socket, both sockets
  * non-blocking, so a call never waits; a poll when one side is not ready, back to
  * receives into provided buffers when the sender pauses with the pipe empty. Pipes come
- * from a per-shard pool and go back to it, so an idle connection holds none.
+ * from a per-shard pool and go back to it, so an idle connection holds none. Where
+ * splice is refused (a seccomp filter), a streaming direction keeps a pool buffer.
  *
  * End of stream in one direction becomes shutdown(SHUT_WR) on the other socket (half
  * close); both directions finished ends the relay. A reset or error on one side ends it
