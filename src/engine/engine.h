@@ -155,6 +155,9 @@ struct io_uring_sqe *sp_sqe(void);
  * allowed for pinned tasks and shard-owned ops only: they stay in flight until a CQE
  * without IORING_CQE_F_MORE. */
 void sp_op_submit(struct sp_op *op, struct io_uring_sqe *sqe);
+/* Submit a one-shot poll of fd for events (POLLIN, POLLOUT...) with op: res is the
+ * events that came, or -errno. */
+void sp_op_poll(struct sp_op *op, int fd, unsigned events);
 
 /* Submit the SQE just prepared for op with a linked timeout (IORING_OP_LINK_TIMEOUT):
  * op completes with -ECANCELED if the timeout fires first. tmo is the timeout's own op

@@ -68,6 +68,13 @@ void sp_op_submit(struct sp_op *op, struct io_uring_sqe *sqe)
 		sh->cancel_again = true;
 }
 
+void sp_op_poll(struct sp_op *op, int fd, unsigned events)
+{
+	struct io_uring_sqe *sqe = sp_sqe();
+	io_uring_prep_poll_add(sqe, fd, events);
+	sp_op_submit(op, sqe);
+}
+
 void sp_op_submit_timeout(struct sp_op *op, struct io_uring_sqe *sqe, struct sp_op *tmo,
 			  struct __kernel_timespec *ts)
 {

@@ -192,9 +192,7 @@ static void on_writable(struct sp_op *op, int res, uint32_t flags)
 void files_poll(struct files_session *f, struct sp_op *op, sp_op_fn fn, unsigned events)
 {
 	op->fn = fn;
-	struct io_uring_sqe *sqe = sp_sqe();
-	io_uring_prep_poll_add(sqe, f->s.fd, events);
-	sp_op_submit(op, sqe);
+	sp_op_poll(op, f->s.fd, events);
 }
 
 /* The non-blocking socket is full: poll for room rather than hold a worker or the shard

@@ -301,13 +301,6 @@ static void on_writable(struct sp_op *op, int res, uint32_t flags)
 	splice_ready(sp_container_of(op, struct sp_relay_dir, send_op), res);
 }
 
-static void poll_fd(struct sp_op *op, int fd, unsigned events)
-{
-	struct io_uring_sqe *sqe = sp_sqe();
-	io_uring_prep_poll_add(sqe, fd, events);
-	sp_op_submit(op, sqe);
-}
-
 /* The sender paused with the pipe empty: the pipe goes back to the pool, and the next
  * bytes are received into a provided buffer, taken only when they come. */
 static void splice_stop(struct sp_relay_dir *d)
@@ -357,7 +350,7 @@ static void splice_turn(struct sp_relay_dir *d)
 			d->pipe_bytes -= (uint32_t)m;
 			moved += (size_t)m;
 		} else if (m < 0 && errno == EAGAIN) {
-			poll_fd(&d->send_op, d->to, POLLOUT);
+			sp_op_poll(&d->send_op, d->to, POLLOUT);
 			return;
 		} else if (m == 0 || errno != EINTR) {
 			finish(r, side_reason(d, false), d->from);
@@ -366,9 +359,9 @@ static void splice_turn(struct sp_relay_dir *d)
 	}
 	/* a turn's worth: the shard's other sessions go first (these polls complete at once) */
 	if (d->pipe_bytes)
-		poll_fd(&d->send_op, d->to, POLLOUT);
+		sp_op_poll(&d->send_op, d->to, POLLOUT);
 	else
-		poll_fd(&d->recv_op, d->from, POLLIN);
+		sp_op_poll(&d->recv_op, d->from, POLLIN);
 }
 
 /* The direction streams: go on by splice. False (nothing changed) when the sockets
