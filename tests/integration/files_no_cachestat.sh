@@ -8,14 +8,13 @@
 . "$(dirname "$0")/lib.sh"
 
 deny=${BUILDDIR:-.}/tests/tools/deny_syscall
-real=$bin
 NR_CACHESTAT=451 EPERM=1 ENOSYS=38
 
 "$deny" $NR_CACHESTAT $EPERM true || { echo "SKIP: cannot install a seccomp filter here"; exit 77; }
-"$deny" $NR_CACHESTAT $EPERM "$real" -V | grep -qx "cachestat: no (not permitted by a seccomp filter; files: mincore instead)" ||
-	fail "-V under the filter: $("$deny" $NR_CACHESTAT $EPERM "$real" -V | grep cachestat)"
-"$deny" $NR_CACHESTAT $ENOSYS "$real" -V | grep -qx "cachestat: no (not in this kernel; files: mincore instead)" ||
-	fail "-V with ENOSYS: $("$deny" $NR_CACHESTAT $ENOSYS "$real" -V | grep cachestat)"
+"$deny" $NR_CACHESTAT $EPERM "$real_bin" -V | grep -qx "cachestat: no (not permitted by a seccomp filter; files: mincore instead)" ||
+	fail "-V under the filter: $("$deny" $NR_CACHESTAT $EPERM "$real_bin" -V | grep cachestat)"
+"$deny" $NR_CACHESTAT $ENOSYS "$real_bin" -V | grep -qx "cachestat: no (not in this kernel; files: mincore instead)" ||
+	fail "-V with ENOSYS: $("$deny" $NR_CACHESTAT $ENOSYS "$real_bin" -V | grep cachestat)"
 
 www=$tmp/www
 mkdir -p "$www"
@@ -36,9 +35,7 @@ CONF
 
 for e in $EPERM $ENOSYS; do
 	# the daemon under the filter, with its own PID (exec)
-	printf '#!/bin/sh\nexec "%s" %s %s "%s" "$@"\n' "$deny" $NR_CACHESTAT "$e" "$real" >"$tmp/filtered"
-	chmod +x "$tmp/filtered"
-	bin=$tmp/filtered
+	filter_syscall $NR_CACHESTAT "$e"
 	: >"$log"
 	start_daemon "$tmp/conf.yaml"
 	if [ "$e" = $EPERM ]; then

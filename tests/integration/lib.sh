@@ -3,6 +3,7 @@
 # loopback ports, starting and stopping spargiod by PID, and bounded waits.
 set -u
 bin=${BUILDDIR:-.}/spargiod
+real_bin=$bin # spargiod itself, whatever $bin is made to run
 load=${BUILDDIR:-.}/tests/tools/echo_load
 tmp=$(mktemp -d /tmp/spargiod-test.XXXXXX)
 log=$tmp/log
@@ -82,6 +83,15 @@ drop_pages() {
 	python3 -c 'import os, sys
 fd = os.open(sys.argv[1], os.O_RDONLY); os.fsync(fd)
 os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)' "$1"
+}
+
+# filter_syscall NR ERRNO: from now on start_daemon runs spargiod with system call NR
+# failing with ERRNO (tests/tools/deny_syscall, exec'ed: $pid stays the daemon's).
+filter_syscall() {
+	printf '#!/bin/sh\nexec "%s" %s %s "%s" "$@"\n' \
+		"${BUILDDIR:-.}/tests/tools/deny_syscall" "$1" "$2" "$real_bin" >"$tmp/filtered"
+	chmod +x "$tmp/filtered"
+	bin=$tmp/filtered
 }
 
 # echo_ok ADDR: one line goes through the echo route at ADDR (socat address syntax).

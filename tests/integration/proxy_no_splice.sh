@@ -6,7 +6,6 @@
 . "$(dirname "$0")/lib.sh"
 backend=$(dirname "$0")/proxy_backend.py
 deny=${BUILDDIR:-.}/tests/tools/deny_syscall
-real=$bin
 case $(uname -m) in
 x86_64) NR_SPLICE=275 ;;
 aarch64) NR_SPLICE=76 ;;
@@ -43,9 +42,7 @@ CONF
 pipes() { find /proc/"$pid"/fd -lname 'pipe:*' 2>/dev/null | wc -l; }
 for e in $EPERM $ENOSYS; do
 	# the daemon under the filter, with its own PID (exec)
-	printf '#!/bin/sh\nexec "%s" %s %s "%s" "$@"\n' "$deny" $NR_SPLICE "$e" "$real" >"$tmp/filtered"
-	chmod +x "$tmp/filtered"
-	bin=$tmp/filtered
+	filter_syscall $NR_SPLICE "$e"
 	: >"$log"
 	start_daemon "$tmp/conf.yaml"
 	before=$(pipes)
