@@ -35,6 +35,13 @@ uint64_t sp_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+uint64_t sp_pass_ns(void)
+{
+	struct sp_shard *sh = sp_tls_shard;
+	uint64_t t = sh ? atomic_load_explicit(&sh->pass_start, memory_order_relaxed) : 0;
+	return t ? t : sp_now_ns(); /* 0: before the shard's first pass */
+}
+
 static void pin_thread(pthread_t th, unsigned cpu)
 {
 	cpu_set_t set;

@@ -92,7 +92,7 @@ static void give_back_work(struct files_session *f)
 void files_set_deadline(struct files_session *f, enum files_phase phase, uint64_t timeout_ns)
 {
 	f->phase = phase;
-	f->deadline_ns = sp_now_ns() + timeout_ns;
+	f->deadline_ns = sp_pass_ns() + timeout_ns;
 }
 
 /* The listener stopped accepting (SIGTERM, `drain`, removed by a reload): answer what
@@ -164,7 +164,7 @@ static void linger(struct files_session *f)
 static void begin_head(struct files_session *f)
 {
 	memset(&f->req, 0, sizeof(f->req));
-	f->req_start_ns = sp_now_ns();
+	f->req_start_ns = sp_pass_ns(); /* the request came in before this pass */
 	f->scanned = 0;
 	f->head_len = 0;
 	f->status = 0;

@@ -99,7 +99,7 @@ static void on_statx(struct sp_op *op, int res, uint32_t flags)
 	}
 	files_meta_from_statx(&f->meta, &f->w->stx, sp_mime_lookup(f->fs->mime, f->w->path));
 	struct files_cache *c = files_my_cache(f);
-	struct files_entry *e = files_cache_insert(c, f->w->path, f->fd, &f->meta, sp_now_ns());
+	struct files_entry *e = files_cache_insert(c, f->w->path, f->fd, &f->meta, sp_pass_ns());
 	if (e) { /* the cache owns the fd now; we hold a reference */
 		f->fd = -1;
 		files_entry_get(e);
@@ -176,7 +176,7 @@ static void on_revalidate(struct sp_op *op, int res, uint32_t flags)
 	}
 	struct files_entry *e = f->entry;
 	if (res == 0 && same_file(files_entry_meta(e), &f->w->stx)) {
-		files_entry_validated(e, sp_now_ns());
+		files_entry_validated(e, sp_pass_ns());
 		files_respond_file(f);
 		return;
 	}
@@ -204,7 +204,7 @@ void files_open_path(struct files_session *f)
 		f->open_kind = OPEN_INDEX;
 	}
 	bool stale;
-	struct files_entry *e = files_cache_find(c, f->w->path, sp_now_ns(),
+	struct files_entry *e = files_cache_find(c, f->w->path, sp_pass_ns(),
 						 f->fs->conf->file_cache_valid_ms * 1000000ull, &stale);
 	if (e && !stale) {
 		use_entry(f, e);

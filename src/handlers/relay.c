@@ -207,7 +207,7 @@ static void on_recv(struct sp_op *op, int res, uint32_t flags)
 		d->len = (uint32_t)res;
 		d->off = 0;
 		*d->bytes += (uint64_t)res;
-		r->last_ns = sp_now_ns();
+		r->last_ns = sp_pass_ns();
 		dir_send(d);
 	} else if (res == 0) {
 		/* half close: the peer's FIN goes on to the other side, the other direction
@@ -324,7 +324,7 @@ static void splice_turn(struct sp_relay_dir *d)
 			if (n > 0) {
 				d->pipe_bytes = (uint32_t)n;
 				*d->bytes += (uint64_t)n;
-				r->last_ns = sp_now_ns();
+				r->last_ns = sp_pass_ns();
 			} else if (n == 0) { /* FIN: on to the other side, as on_recv does */
 				splice_stop(d);
 				shutdown(d->to, SHUT_WR);
@@ -424,7 +424,7 @@ void sp_relay_start(struct sp_relay *r, struct sp_task *task, int client, int se
 	r->use_ring = sp_engine_features(sp_shard_engine(r->shard)) & SP_FEAT_BUF_RING;
 	r->end = end;
 	r->idle_ns = idle_ns;
-	r->last_ns = sp_now_ns();
+	r->last_ns = sp_pass_ns();
 	r->started = true;
 	relays_live++;
 	dir_init(r, &r->up, task, client, server, up_bytes);

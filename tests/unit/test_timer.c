@@ -405,6 +405,54 @@ START_TEST(test_stolen_tasks_rearm)
 }
 END_TEST
 
+/* sp_pass_ns: the clock of the pass start, the same all through a pass, never ahead of
+ * sp_now_ns, moved on by the next pass; off the shards, the clock itself. */
+static _Atomic uint64_t pass_a, pass_b, pass_now, pass_next, pass_next_now;
+static struct sp_timer pass_timer;
+
+static void on_pass_timer(struct sp_op *op, int res, uint32_t flags)
+{
+	(void)op;
+	(void)flags;
+	ck_assert_int_eq(res, 0);
+	atomic_store(&pass_next, sp_pass_ns());
+	atomic_store(&pass_next_now, sp_now_ns());
+}
+
+static void pass_clock(void *arg)
+{
+	(void)arg;
+	atomic_store(&pass_a, sp_pass_ns());
+	uint64_t until = sp_now_ns() + 2 * MS;
+	while (sp_now_ns() < until)
+		;
+	atomic_store(&pass_b, sp_pass_ns());
+	atomic_store(&pass_now, sp_now_ns());
+	sp_timer_init(&pass_timer, NULL, on_pass_timer);
+	sp_timer_after(&pass_timer, 1 * MS);
+}
+
+static bool pass_next_set(void *arg)
+{
+	(void)arg;
+	return atomic_load(&pass_next_now) != 0;
+}
+
+START_TEST(test_pass_clock)
+{
+	uint64_t before = sp_now_ns(), off = sp_pass_ns(), after = sp_now_ns();
+	ck_assert(before <= off && off <= after);
+	eng = start_engine(1, true);
+	run_on_shard(eng, 0, pass_clock, NULL);
+	ck_assert(wait_until(pass_next_set, NULL, 5000));
+	ck_assert_uint_eq(atomic_load(&pass_a), atomic_load(&pass_b)); /* one pass */
+	ck_assert_uint_ge(atomic_load(&pass_now), atomic_load(&pass_a) + 2 * MS);
+	ck_assert_uint_ge(atomic_load(&pass_next), atomic_load(&pass_now) + 1 * MS);
+	ck_assert_uint_le(atomic_load(&pass_next), atomic_load(&pass_next_now));
+	stop_engine(eng);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("timer");
@@ -418,6 +466,7 @@ int main(void)
 	tcase_add_test(tc, test_level1_on_time);
 	tcase_add_test(tc, test_remote_rearm_and_cancel);
 	tcase_add_test(tc, test_stolen_tasks_rearm);
+	tcase_add_test(tc, test_pass_clock);
 	suite_add_tcase(s, tc);
 	return run_suite(s);
 }
