@@ -104,10 +104,10 @@ struct sp_engine *sp_shard_engine(struct sp_shard *sh);
 
 /* CLOCK_MONOTONIC in nanoseconds (any thread). */
 uint64_t sp_now_ns(void);
-/* On a shard: sp_now_ns() as read at the start of the shard's current loop pass, which
- * costs nothing (a clock read is ~25 ns, and a request would take ten). It lags the
- * clock by at most one pass: good for deadlines and logged durations, not for timing
- * a piece of code. Off the shards: sp_now_ns(). */
+/* On a shard: sp_now_ns() as read at the start of the shard's current loop pass, free
+ * where a clock read costs ~25 ns (a files request made ten). It lags the clock by at
+ * most one pass: good for deadlines and logged durations, not for timing a piece of
+ * code. Off the shards: sp_now_ns(). */
 uint64_t sp_pass_ns(void);
 
 /* A cross-shard message, embedded in its owner (see "Cross-shard messages" below). */
