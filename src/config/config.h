@@ -133,6 +133,7 @@ struct sp_conf_files {
 	unsigned file_cache;           /* open files kept per shard, default 1024; 0: none */
 	uint64_t file_cache_valid_ms;  /* revalidate a cached file after, default 1s */
 	enum sp_files_splice splice;   /* large bodies by splice or read+send; auto */
+	unsigned notsent_lowat;        /* TCP_NOTSENT_LOWAT under large bodies, 32 KiB; 0: off */
 };
 
 enum sp_exec_stdio { SP_EXEC_SOCKET, SP_EXEC_PIPE };

@@ -36,7 +36,7 @@ bool sp_stage_is_handler(enum sp_stage_kind kind)
  *   files:      index index.html, keepalive_timeout 60s, autoindex false, no
  *               cache_control, dotfiles ignore, max_header_size 8KiB, max_headers 100,
  *               header_timeout 10s, send_timeout 60s, file_cache 1024 (per shard),
- *               file_cache_valid 1s, splice auto
+ *               file_cache_valid 1s, splice auto, notsent_lowat 32KiB
  *   exec:       max_instances 64, user unset (the daemon's), timeout 0 (none), no env,
  *               stdio socket, group unset (the user's), working_dir /, queue 0 (refuse),
  *               queue_timeout 10s, kill_grace 5s, limits unset
@@ -175,11 +175,12 @@ static void files(struct sp_cf_ctx *cx, const struct sp_ynode *opts, const struc
 					    "autoindex",       "cache_control", "dotfiles",
 					    "max_header_size", "max_headers",	"header_timeout",
 					    "send_timeout",    "file_cache",	"file_cache_valid",
-					    "splice",	       NULL };
+					    "splice",	       "notsent_lowat", NULL };
 	static const char *const dotfiles[] = { "ignore", "allow", "deny", NULL };
 	static const char *const splice[] = { "auto", "on", "off", NULL };
 	enum { ROOT, INDEX, KEEPALIVE, AUTOINDEX, CACHE_CONTROL, DOTFILES, MAX_HEADER_SIZE,
-	       MAX_HEADERS, HEADER_TIMEOUT, SEND_TIMEOUT, FILE_CACHE, FILE_CACHE_VALID, SPLICE, N };
+	       MAX_HEADERS, HEADER_TIMEOUT, SEND_TIMEOUT, FILE_CACHE, FILE_CACHE_VALID, SPLICE,
+	       NOTSENT_LOWAT, N };
 	const struct sp_ynode *v[N];
 	int i;
 	f->keepalive_timeout_ms = 60000;
@@ -189,6 +190,7 @@ static void files(struct sp_cf_ctx *cx, const struct sp_ynode *opts, const struc
 	f->send_timeout_ms = 60000;
 	f->file_cache = 1024;
 	f->file_cache_valid_ms = 1000;
+	f->notsent_lowat = 32 * 1024;
 	if (!(f->index = sp_cf_strdup(cx, "index.html")))
 		return;
 	if (!sp_cf_fields(cx, opts, "'files'", keys, v))
@@ -213,6 +215,7 @@ static void files(struct sp_cf_ctx *cx, const struct sp_ynode *opts, const struc
 	sp_cf_duration(cx, v[FILE_CACHE_VALID], "file_cache_valid", 0, &f->file_cache_valid_ms);
 	if (v[SPLICE] && sp_cf_enum(cx, v[SPLICE], "splice", splice, &i))
 		f->splice = (enum sp_files_splice)i;
+	size_opt(cx, v[NOTSENT_LOWAT], "notsent_lowat", 0, 64 << 20, &f->notsent_lowat);
 }
 
 static bool env_name(const char *s)

@@ -185,6 +185,7 @@ struct files_session {
 	uint64_t range_size;         /* for a 416's Content-Range */
 	int pipe[2];                 /* splice: this body's pipe, or -1 */
 	bool sock_nonblock;          /* O_NONBLOCK set (the first splice did) */
+	bool sock_lowat;             /* TCP_NOTSENT_LOWAT set (the first large body did) */
 	size_t pipe_bytes;           /* spliced in, not yet out */
 };
 

@@ -410,9 +410,9 @@ START_TEST(test_files_options)
 				      "      - files: {root: /srv, autoindex: true, cache_control: \"max-age=60\",\n"
 				      "               dotfiles: allow, max_header_size: 16KiB, max_headers: 50,\n"
 				      "               header_timeout: 5s, send_timeout: 30s, file_cache: 0,\n"
-				      "               file_cache_valid: 250ms, splice: on}\n"
+				      "               file_cache_valid: 250ms, splice: on, notsent_lowat: 128KiB}\n"
 				      "  - name: g\n"
-				      "    pipeline: [{files: {root: /srv, dotfiles: deny, splice: off}}]\n");
+				      "    pipeline: [{files: {root: /srv, dotfiles: deny, splice: off, notsent_lowat: 0}}]\n");
 	const struct sp_conf_files *f = &c->routes[0].stages[0].files;
 	ck_assert(!f->autoindex);
 	ck_assert_ptr_null(f->cache_control);
@@ -424,6 +424,7 @@ START_TEST(test_files_options)
 	ck_assert_uint_eq(f->file_cache, 1024);
 	ck_assert_uint_eq(f->file_cache_valid_ms, 1000);
 	ck_assert_int_eq(f->splice, SP_SPLICE_AUTO);
+	ck_assert_uint_eq(f->notsent_lowat, 32768);
 	f = &c->routes[1].stages[0].files;
 	ck_assert(f->autoindex);
 	ck_assert_str_eq(f->cache_control, "max-age=60");
@@ -435,9 +436,11 @@ START_TEST(test_files_options)
 	ck_assert_uint_eq(f->file_cache, 0);
 	ck_assert_uint_eq(f->file_cache_valid_ms, 250);
 	ck_assert_int_eq(f->splice, SP_SPLICE_ON);
+	ck_assert_uint_eq(f->notsent_lowat, 131072);
 	f = &c->routes[2].stages[0].files;
 	ck_assert_int_eq(f->dotfiles, SP_DOTFILES_DENY);
 	ck_assert_int_eq(f->splice, SP_SPLICE_OFF);
+	ck_assert_uint_eq(f->notsent_lowat, 0);
 	sp_config_unref(c);
 }
 END_TEST

@@ -369,7 +369,8 @@ START_TEST(test_files_options)
 			 "      - files: {root: /srv, autoindex: maybe, cache_control: \"a\\nb\",\n"
 			 "               dotfiles: show, max_header_size: 100, max_headers: 0,\n"
 			 "               header_timeout: 0, send_timeout: 1y, file_cache: -1,\n"
-			 "               file_cache_valid: soon, splice: always, max_header_size: 2MiB}\n",
+			 "               file_cache_valid: soon, splice: always, max_header_size: 2MiB,\n"
+			 "               notsent_lowat: 1GiB}\n",
 		      "t.yaml:5:40: expected true or false for 'autoindex', found a string (\"maybe\")",
 		      "t.yaml:5:62: 'cache_control' must be printable ASCII on one line",
 		      "t.yaml:6:26: invalid value 'show' for 'dotfiles': expected ignore, allow or deny",
@@ -383,7 +384,9 @@ START_TEST(test_files_options)
 		      "t.yaml:8:34: invalid duration 'soon' for 'file_cache_valid' (expected a number "
 		      "and a unit: 250ms, 2s, 5m, 1h)",
 		      "t.yaml:8:48: invalid value 'always' for 'splice': expected auto, on or off",
-		      "t.yaml:8:56: duplicate key 'max_header_size' in 'files' (first at 6:32)", NULL);
+		      "t.yaml:8:56: duplicate key 'max_header_size' in 'files' (first at 6:32)",
+		      "t.yaml:9:31: invalid size '1GiB' for 'notsent_lowat' (0KiB to 65536KiB, like "
+		      "8KiB)", NULL);
 }
 END_TEST
 
