@@ -6,8 +6,13 @@
  *   sendfile   sendfile(2) from the file to the socket
  *   splice     splice(2) file -> pipe -> socket (1 MiB pipe)
  *   rw         pread(2) into a 256 KiB buffer, then send(2)
+ * each either with the socket's defaults or, METHOD-lowat, with TCP_NOTSENT_LOWAT at
+ * 32 KiB (spargiod's default: a short unsent queue lets the sender and the receiver run
+ * on two cores over loopback, where a deep one has the receiver's ACKs clock the sending
+ * out on its own core).
  * Nothing else: no parsing beyond the empty line, no headers but Content-Length. It is
- * what the kernel can do with one core, the number spargiod's download rate is held to.
+ * what the kernel can do with one sending thread, the number spargiod's download rate is
+ * held to.
  *
  *   file_ref PORT FILE METHOD
  */
@@ -111,10 +116,15 @@ static int read_head(int s, char *buf, size_t cap, size_t *have)
 int main(int argc, char **argv)
 {
 	if (argc != 4) {
-		fprintf(stderr, "usage: file_ref PORT FILE sendfile|splice|rw\n");
+		fprintf(stderr, "usage: file_ref PORT FILE sendfile|splice|rw[-lowat]\n");
 		return 2;
 	}
-	const char *method = argv[3];
+	char method[16];
+	snprintf(method, sizeof(method), "%s", argv[3]);
+	char *suffix = strstr(method, "-lowat");
+	int lowat = suffix ? 32 * 1024 : 0;
+	if (suffix)
+		*suffix = '\0';
 	signal(SIGPIPE, SIG_IGN); /* a client that leaves mid-file: sendfile and splice get EPIPE */
 	int fd = open(argv[2], O_RDONLY | O_CLOEXEC);
 	struct stat st;
@@ -142,6 +152,8 @@ int main(int argc, char **argv)
 		int s = accept4(ls, NULL, NULL, SOCK_CLOEXEC);
 		if (s < 0)
 			continue;
+		if (lowat)
+			setsockopt(s, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof(lowat));
 		size_t have = 0;
 		while (read_head(s, req, sizeof(req), &have) == 1) {
 			int ret = send_all(s, head, (size_t)hl);
