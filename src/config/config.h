@@ -114,6 +114,7 @@ struct sp_conf_proxy {
 	struct sp_conf_upstream *upstream;
 	uint64_t idle_timeout_ms; /* default 300s */
 	enum sp_proxy_protocol send_proxy_protocol;
+	unsigned notsent_lowat;   /* TCP_NOTSENT_LOWAT once a direction streams, 32 KiB; 0: off */
 };
 
 enum sp_dotfiles { SP_DOTFILES_IGNORE, SP_DOTFILES_ALLOW, SP_DOTFILES_DENY };

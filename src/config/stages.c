@@ -32,7 +32,7 @@ bool sp_stage_is_handler(enum sp_stage_kind kind)
  * Defaults of stage options:
  *   acl:        allow and deny empty (at least one must be given)
  *   rate_limit: burst max(1, per_source), max_sources 65536
- *   proxy:      idle_timeout 300s, send_proxy_protocol off
+ *   proxy:      idle_timeout 300s, send_proxy_protocol off, notsent_lowat 32KiB
  *   files:      index index.html, keepalive_timeout 60s, autoindex false, no
  *               cache_control, dotfiles ignore, max_header_size 8KiB, max_headers 100,
  *               header_timeout 10s, send_timeout 60s, file_cache 1024 (per shard),
@@ -122,25 +122,6 @@ static struct sp_conf_upstream *upstream_ref(struct sp_cf_ctx *cx, const struct 
 	return sp_cf_names_ref(cx, upstreams, n, "upstream", "upstream");
 }
 
-static void proxy(struct sp_cf_ctx *cx, const struct sp_ynode *opts, const struct sp_ynode *at,
-		  struct sp_conf_proxy *p, const struct sp_cf_names *upstreams)
-{
-	static const char *const keys[] = { "upstream", "idle_timeout", "send_proxy_protocol",
-					    NULL };
-	static const char *const versions[] = { "off", "v1", "v2", NULL };
-	enum { UPSTREAM, IDLE, SEND_PP, N };
-	const struct sp_ynode *v[N];
-	int i;
-	p->idle_timeout_ms = 300000;
-	p->send_proxy_protocol = SP_PP_OFF;
-	if (!sp_cf_fields(cx, opts, "'proxy'", keys, v))
-		return;
-	p->upstream = upstream_ref(cx, at, v[UPSTREAM], "'proxy'", upstreams);
-	sp_cf_duration(cx, v[IDLE], "idle_timeout", 1, &p->idle_timeout_ms);
-	if (v[SEND_PP] && sp_cf_enum(cx, v[SEND_PP], "send_proxy_protocol", versions, &i))
-		p->send_proxy_protocol = (enum sp_proxy_protocol)i;
-}
-
 /* A size between min and max bytes ("8KiB"); *out untouched when n is absent. */
 static void size_opt(struct sp_cf_ctx *cx, const struct sp_ynode *n, const char *key,
 		     uint64_t min, uint64_t max, unsigned *out)
@@ -157,6 +138,27 @@ static void size_opt(struct sp_cf_ctx *cx, const struct sp_ynode *n, const char 
 		return;
 	}
 	*out = (unsigned)v;
+}
+
+static void proxy(struct sp_cf_ctx *cx, const struct sp_ynode *opts, const struct sp_ynode *at,
+		  struct sp_conf_proxy *p, const struct sp_cf_names *upstreams)
+{
+	static const char *const keys[] = { "upstream", "idle_timeout", "send_proxy_protocol",
+					    "notsent_lowat", NULL };
+	static const char *const versions[] = { "off", "v1", "v2", NULL };
+	enum { UPSTREAM, IDLE, SEND_PP, NOTSENT_LOWAT, N };
+	const struct sp_ynode *v[N];
+	int i;
+	p->idle_timeout_ms = 300000;
+	p->send_proxy_protocol = SP_PP_OFF;
+	p->notsent_lowat = 32 * 1024;
+	if (!sp_cf_fields(cx, opts, "'proxy'", keys, v))
+		return;
+	p->upstream = upstream_ref(cx, at, v[UPSTREAM], "'proxy'", upstreams);
+	sp_cf_duration(cx, v[IDLE], "idle_timeout", 1, &p->idle_timeout_ms);
+	if (v[SEND_PP] && sp_cf_enum(cx, v[SEND_PP], "send_proxy_protocol", versions, &i))
+		p->send_proxy_protocol = (enum sp_proxy_protocol)i;
+	size_opt(cx, v[NOTSENT_LOWAT], "notsent_lowat", 0, 64 << 20, &p->notsent_lowat);
 }
 
 /* A header value we send as is: printable ASCII and spaces, no CR/LF (header injection). */

@@ -98,8 +98,8 @@ static void relay(struct proxy *p)
 	memset(&p->relay, 0, sizeof(p->relay)); /* the connect's ops are idle: reuse their room */
 	p->relaying = true;
 	sp_relay_start(&p->relay, &p->s.task, p->s.fd, p->upfd,
-		       conf_of(p)->idle_timeout_ms * 1000000ull, &p->s.bytes_in, &p->s.bytes_out,
-		       on_relay_end);
+		       conf_of(p)->idle_timeout_ms * 1000000ull, conf_of(p)->notsent_lowat,
+		       &p->s.bytes_in, &p->s.bytes_out, on_relay_end);
 }
 
 static void send_pp_rest(struct proxy *p)

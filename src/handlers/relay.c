@@ -6,6 +6,8 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -152,6 +154,11 @@ static void next_recv(struct sp_relay_dir *d)
 {
 	bool streaming = d->len == (d->bid >= 0 ? sp_buf_size(d->r->shard) : POOL_BUF_SIZE);
 	give_back(d);
+	if (streaming && !d->lowat_set && d->r->notsent_lowat) {
+		d->lowat_set = true; /* failing changes nothing but the speed */
+		setsockopt(d->to, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &d->r->notsent_lowat,
+			   sizeof(d->r->notsent_lowat));
+	}
 	if (streaming && splice_start(d))
 		return;
 	if (streaming || !d->r->use_ring) {
@@ -418,12 +425,14 @@ static void dir_init(struct sp_relay *r, struct sp_relay_dir *d, struct sp_task 
 }
 
 void sp_relay_start(struct sp_relay *r, struct sp_task *task, int client, int server,
-		    uint64_t idle_ns, uint64_t *up_bytes, uint64_t *down_bytes, sp_relay_end_fn end)
+		    uint64_t idle_ns, unsigned notsent_lowat, uint64_t *up_bytes,
+		    uint64_t *down_bytes, sp_relay_end_fn end)
 {
 	r->shard = sp_task_shard(task);
 	r->use_ring = sp_engine_features(sp_shard_engine(r->shard)) & SP_FEAT_BUF_RING;
 	r->end = end;
 	r->idle_ns = idle_ns;
+	r->notsent_lowat = notsent_lowat;
 	r->last_ns = sp_pass_ns();
 	r->started = true;
 	relays_live++;

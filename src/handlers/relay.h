@@ -18,6 +18,12 @@
  * from a per-shard pool and go back to it, so an idle connection holds none. Where
  * splice is refused (a seccomp filter), a streaming direction keeps a pool buffer.
  *
+ * A direction that starts streaming also caps what its `to` socket holds unsent
+ * (TCP_NOTSENT_LOWAT): with megabytes queued, the kernel sends them from the receiver's
+ * side as its ACKs arrive, so over loopback one core does the work of both ends; with a
+ * short queue we add as it drains, and sender and receiver run side by side (1 MiB
+ * responses through the proxy 1.3x faster with 50 connections, 1.5x with 500).
+ *
  * End of stream in one direction becomes shutdown(SHUT_WR) on the other socket (half
  * close); both directions finished ends the relay. A reset or error on one side ends it
  * and the owner resets the other side. No byte moves for idle_ns: the relay ends.
@@ -54,6 +60,7 @@ struct sp_relay_dir {
 	bool eof;         /* `from` sent its FIN and `to` was shut down for writing */
 	int pipe_rd, pipe_wr; /* the pipe while splicing (recv_op and send_op poll), else -1 */
 	uint32_t pipe_bytes;  /* spliced in, not yet out */
+	bool lowat_set;       /* `to` has TCP_NOTSENT_LOWAT (this direction streamed) */
 };
 
 /* How the relay ended: reason NULL for a clean close; reset_fd >= 0 is the socket whose
@@ -64,6 +71,7 @@ struct sp_relay {
 	struct sp_relay_dir up, down; /* client -> server, server -> client */
 	struct sp_timer idle;
 	uint64_t idle_ns, last_ns;
+	unsigned notsent_lowat;       /* for a streaming direction's `to`; 0: none */
 	struct sp_shard *shard;       /* whose ring lends the buffers */
 	sp_relay_end_fn end;
 	bool started, ended, use_ring;
@@ -72,9 +80,11 @@ struct sp_relay {
 
 /* Set the relay up between client and server (task context, once connected) and start
  * both directions. up_bytes/down_bytes: counters to add to (the session's bytes_in and
- * bytes_out). */
+ * bytes_out). notsent_lowat: TCP_NOTSENT_LOWAT for the socket a direction streams into,
+ * set when it starts streaming (0: the kernel's default). */
 void sp_relay_start(struct sp_relay *r, struct sp_task *task, int client, int server,
-		    uint64_t idle_ns, uint64_t *up_bytes, uint64_t *down_bytes, sp_relay_end_fn end);
+		    uint64_t idle_ns, unsigned notsent_lowat, uint64_t *up_bytes,
+		    uint64_t *down_bytes, sp_relay_end_fn end);
 
 /* After the last completion (the session's release): give back held buffers. */
 void sp_relay_release(struct sp_relay *r);

@@ -29,49 +29,7 @@ routes:
 CONF
 start_daemon "$tmp/conf.yaml"
 
-# stalled PORT: print the server's send queue, in bytes, once it stops growing while the
-# client reads nothing; then read the response and check its body against the file.
-stalled() {
-	timeout 20 python3 - "$1" "$www/8m.bin" <<'PY'
-import hashlib, socket, sys, time
-port, path = int(sys.argv[1]), sys.argv[2]
-s = socket.socket()
-s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
-s.connect(("127.0.0.1", port))
-mine = s.getsockname()[1]
-s.sendall(b"GET /8m.bin HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
-
-def send_queue():
-    # the server's end: local port `port`, remote port ours
-    with open("/proc/net/tcp") as f:
-        for line in f.readlines()[1:]:
-            fields = line.split()
-            local, remote = fields[1], fields[2]
-            if int(local.split(":")[1], 16) == port and int(remote.split(":")[1], 16) == mine:
-                return int(fields[4].split(":")[0], 16)
-    return -1
-
-last, same = -1, 0
-for _ in range(100):  # 5 s at most
-    time.sleep(0.05)
-    q = send_queue()
-    same = same + 1 if q == last else 0
-    last = q
-    if same >= 6 and q > 0:  # unchanged for 300 ms
-        break
-print(last)
-data = b""
-while True:
-    chunk = s.recv(1 << 20)
-    if not chunk:
-        break
-    data += chunk
-head, _, body = data.partition(b"\r\n\r\n")
-want = open(path, "rb").read()
-if not head.startswith(b"HTTP/1.1 200") or hashlib.sha256(body).digest() != hashlib.sha256(want).digest():
-    sys.exit("body differs (%d bytes, want %d)" % (len(body), len(want)))
-PY
-}
+stalled() { timeout 20 python3 "$(dirname "$0")/stalled_read.py" "$1" "$www/8m.bin" http; }
 
 for route in auto:$p_auto spliced:$p_splice rw:$p_rw; do
 	q=$(stalled "${route#*:}") || fail "${route%%:*}: $q"

@@ -84,7 +84,8 @@ static const char full_yaml[] =
 	"  - name: app\n"
 	"    placement: round_robin\n"
 	"    pipeline:\n"
-	"      - proxy: {upstream: app, idle_timeout: 1h, send_proxy_protocol: v2}\n"
+	"      - proxy: {upstream: app, idle_timeout: 1h, send_proxy_protocol: v2,\n"
+	"                 notsent_lowat: 64KiB}\n"
 	"  - name: shell\n"
 	"    placement: sticky\n"
 	"    pipeline:\n"
@@ -282,6 +283,7 @@ START_TEST(test_full_routes)
 	ck_assert_ptr_eq(st->proxy.upstream, &c->upstreams[0]);
 	ck_assert_uint_eq(st->proxy.idle_timeout_ms, 3600000);
 	ck_assert_int_eq(st->proxy.send_proxy_protocol, SP_PP_V2);
+	ck_assert_uint_eq(st->proxy.notsent_lowat, 65536);
 
 	r = &c->routes[2];
 	ck_assert_int_eq(r->placement, SP_CONF_STICKY);
@@ -374,6 +376,7 @@ START_TEST(test_defaults)
 	ck_assert_uint_eq(st[0].rate_limit.burst, 100);
 	ck_assert_uint_eq(st[1].proxy.idle_timeout_ms, 300000);
 	ck_assert_int_eq(st[1].proxy.send_proxy_protocol, SP_PP_OFF);
+	ck_assert_uint_eq(st[1].proxy.notsent_lowat, 32768);
 	st = c->routes[1].stages;
 	ck_assert_str_eq(st[0].files.index, "index.html");
 	ck_assert_uint_eq(st[0].files.keepalive_timeout_ms, 60000);

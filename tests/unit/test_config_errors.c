@@ -301,7 +301,8 @@ START_TEST(test_stage_options)
 			 "    pipeline:\n"
 			 "      - rate_limit: {per_source: 100, burst: 0}\n"
 			 "      - rate_limit: {per_source: 0/s}\n"
-			 "      - proxy: {upstream: u, send_proxy_protocol: v3, idle_timeout: 5 s}\n"
+			 "      - proxy: {upstream: u, send_proxy_protocol: v3, idle_timeout: 5 s, "
+			 "notsent_lowat: 1x}\n"
 			 "  - name: b\n"
 			 "    pipeline:\n"
 			 "      - files: {root: /srv, index: ../x}\n"
@@ -320,6 +321,7 @@ START_TEST(test_stage_options)
 		      "v2 (did you mean 'v1'?)",
 		      "t.yaml:8:69: invalid duration '5 s' for 'idle_timeout' (expected a number and "
 		      "a unit: 250ms, 2s, 5m, 1h)",
+		      "t.yaml:8:89: invalid size '1x' for 'notsent_lowat' (0KiB to 65536KiB, like 8KiB)",
 		      "t.yaml:11:36: 'index' is a file name, without '/'",
 		      "t.yaml:14:26: the program of 'command' must be an absolute path (no PATH "
 		      "search)",
