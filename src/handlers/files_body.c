@@ -305,9 +305,9 @@ static bool sock_nonblock(struct files_session *f)
 }
 
 /*
- * Before the first body larger than FILES_CONTENT_MAX (or sent by sendfile): hold the
- * bytes the socket keeps unsent to notsent_lowat, so that we add to it as it drains
- * instead of queueing megabytes at once. With a deep queue, the kernel sends what the
+ * Before the first body larger than FILES_CONTENT_MAX: hold the bytes the socket keeps
+ * unsent to notsent_lowat, so that we add to it as it drains instead of queueing
+ * megabytes at once. With a deep queue, the kernel sends what the
  * client's window admits from the client's own receive path (the ACKs it sends clock the
  * rest out), so over loopback one core does both the sending and the receiving; and a
  * client that falls behind sees spurious tail-loss probes. Measured here, 1 MiB files
@@ -318,7 +318,8 @@ static bool sock_nonblock(struct files_session *f)
 static void sock_lowat(struct files_session *f)
 {
 	unsigned lowat = f->fs->conf->notsent_lowat;
-	if (f->sock_lowat || !lowat)
+	/* not for 64 KiB: it would go out in two turns where loopback takes it at once */
+	if (f->sock_lowat || !lowat || f->body_left <= FILES_CONTENT_MAX)
 		return;
 	f->sock_lowat = true;
 	setsockopt(f->s.fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof(lowat));
