@@ -307,13 +307,13 @@ static bool sock_nonblock(struct files_session *f)
 /*
  * Before the first body larger than FILES_CONTENT_MAX: hold the bytes the socket keeps
  * unsent to notsent_lowat, so that we add to it as it drains instead of queueing
- * megabytes at once. With a deep queue, the kernel sends what the
- * client's window admits from the client's own receive path (the ACKs it sends clock the
- * rest out), so over loopback one core does both the sending and the receiving; and a
- * client that falls behind sees spurious tail-loss probes. Measured here, 1 MiB files
- * with 50 and 500 connections and a 1 GiB download go 1.3x to 2x faster with 32 KiB.
- * Bytes in flight are not limited, only those not sent yet: a long fat link stays full.
- * Once per connection; failing to set it changes nothing else.
+ * megabytes at once. With a deep queue, the kernel sends what the client's window admits
+ * from the client's own receive path (the ACKs it sends clock the rest out), so over
+ * loopback one core does both the sending and the receiving; and a client that falls
+ * behind sees spurious tail-loss probes. Measured here, 1 MiB files with 50 and 500
+ * connections and a 1 GiB download go 1.3x to 2x faster with 32 KiB. Bytes in flight
+ * are not limited, only those not sent yet: a long fat link stays full. Once per
+ * connection; failing to set it changes nothing else.
  */
 static void sock_lowat(struct files_session *f)
 {
