@@ -101,6 +101,16 @@ echo_ok() {
 	[ "$got" = "$want" ]
 }
 
+# start_backend MODE PORT [ARG...]: a proxy_backend.py server (see there for the modes),
+# started and tracked by PID (also in $backend_pid); its output in $tmp/backend.PORT.
+backend=$(dirname "${BASH_SOURCE[0]}")/proxy_backend.py
+start_backend() {
+	python3 "$backend" "$@" >"$tmp/backend.$2" 2>&1 &
+	backend_pid=$!
+	started_pids+=("$backend_pid")
+	wait_until 10 grep -q ready "$tmp/backend.$2" || fail "backend $1 on $2 did not start"
+}
+
 # reload_and_wait: SIGHUP, then wait for the verdict line that follows it.
 reload_and_wait() {
 	local before

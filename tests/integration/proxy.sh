@@ -5,7 +5,6 @@
 # as a reset; a slow reader of a spliced download; idle_timeout; a unix-socket upstream;
 # access log fields; many clients at once; a download across a reload and the stop's drain.
 . "$(dirname "$0")/lib.sh"
-backend=$(dirname "$0")/proxy_backend.py
 
 pe=$(free_port); pf=$(free_port); ph=$(free_port); pd=$(free_port); pr=$(free_port)
 px=$(free_port); py=$(free_port); pz=$(free_port); pu=$(free_port); pw=$(free_port)
@@ -13,12 +12,6 @@ pk=$(free_port); pj=$(free_port)
 head -c $((100 << 20)) /dev/urandom >"$tmp/big"
 want=$(sha256sum <"$tmp/big" | cut -d' ' -f1)
 
-# start_backend MODE PORT [ARG]: a proxy_backend.py server, started and tracked by PID
-start_backend() {
-	python3 "$backend" "$@" >"$tmp/backend.$2" 2>&1 &
-	started_pids+=("$!")
-	wait_until 10 grep -q ready "$tmp/backend.$2" || fail "backend $1 on $2 did not start"
-}
 start_backend hash $ph
 start_backend send $pd "$tmp/big"
 start_backend reset $pr

@@ -5,13 +5,7 @@
 # moving only the removed server's clients when one leaves (reload), random_two keeping
 # held connections balanced, and backup servers used only when no primary is up.
 . "$(dirname "$0")/lib.sh"
-backend=$(dirname "$0")/proxy_backend.py
 
-start_backend() {
-	python3 "$backend" "$@" >"$tmp/backend.$2" 2>&1 &
-	started_pids+=("$!")
-	wait_until 10 grep -q ready "$tmp/backend.$2" || fail "backend $1 on $2 did not start"
-}
 # tags PORT N [hold|close] [SOURCE]: the server tag each of N connections got
 tags() { timeout 60 python3 "$backend" tags "$@" || fail "client on $1"; }
 count() { grep -c "^$1\$" <<<"$2"; }

@@ -7,15 +7,8 @@
 # rotation and back (kept across a reload, whose generation runs the checks), and
 # `upstreams` shows each server's live state and counters.
 . "$(dirname "$0")/lib.sh"
-backend=$(dirname "$0")/proxy_backend.py
 ctl=${BUILDDIR:-.}/spargioctl
 
-start_backend() {
-	python3 "$backend" "$@" >"$tmp/backend.$2" 2>&1 &
-	started_pids+=("$!")
-	last_backend=$!
-	wait_until 10 grep -q ready "$tmp/backend.$2" || fail "backend $1 on $2 did not start"
-}
 tags() { timeout 60 python3 "$backend" tags "$@" || fail "client on $1"; }
 count() { grep -c "^$1\$" <<<"$2"; }
 jget() { python3 -c 'import json,sys; j=json.loads(sys.argv[1]); print(eval(sys.argv[2]))' "$1" "$2"; }
@@ -23,7 +16,7 @@ jget() { python3 -c 'import json,sys; j=json.loads(sys.argv[1]); print(eval(sys.
 pa=$(free_port); pb=$(free_port); pc=$(free_port); pbh=$(free_port); dead=$(free_port)
 start_backend tag $pa A
 start_backend tag $pb B
-pid_b=$last_backend
+pid_b=$backend_pid
 start_backend tag $pc C
 start_backend blackhole $pbh
 pfo=$(free_port); pone=$(free_port); phc=$(free_port); pto=$(free_port); pto2=$(free_port)

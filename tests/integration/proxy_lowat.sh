@@ -8,9 +8,7 @@
 
 pd=$(free_port) p_on=$(free_port) p_off=$(free_port)
 head -c $((8 << 20)) /dev/urandom >"$tmp/8m"
-python3 "$(dirname "$0")/proxy_backend.py" send "$pd" "$tmp/8m" >"$tmp/backend" 2>&1 &
-started_pids+=("$!")
-wait_until 10 grep -q ready "$tmp/backend" || fail "backend did not start"
+start_backend send "$pd" "$tmp/8m"
 
 cat >"$tmp/conf.yaml" <<CONF
 version: 1

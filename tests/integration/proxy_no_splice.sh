@@ -4,7 +4,6 @@
 # download and 30 MiB both ways through the proxy arrive intact, closed cleanly, and no
 # pipe is held while a client stalls.
 . "$(dirname "$0")/lib.sh"
-backend=$(dirname "$0")/proxy_backend.py
 deny=${BUILDDIR:-.}/tests/tools/deny_syscall
 case $(uname -m) in
 x86_64) NR_SPLICE=275 ;;
@@ -17,9 +16,7 @@ EPERM=1 ENOSYS=38
 pd=$(free_port) pe=$(free_port) pf=$(free_port) py=$(free_port)
 head -c $((30 << 20)) /dev/urandom >"$tmp/big"
 want=$(sha256sum <"$tmp/big" | cut -d' ' -f1)
-python3 "$backend" send $pd "$tmp/big" >"$tmp/backend" 2>&1 &
-started_pids+=("$!")
-wait_until 10 grep -q ready "$tmp/backend" || fail "backend did not start"
+start_backend send $pd "$tmp/big"
 
 cat >"$tmp/conf.yaml" <<CONF
 version: 1

@@ -5,13 +5,7 @@
 # the bytes after the header pass intact; no header, a bad one or a denied source closes
 # the connection before any server sees it; a plain listener sends its real addresses.
 . "$(dirname "$0")/lib.sh"
-backend=$(dirname "$0")/proxy_backend.py
 
-start_backend() {
-	python3 "$backend" "$@" >"$tmp/backend.$2" 2>&1 &
-	started_pids+=("$!")
-	wait_until 10 grep -q ready "$tmp/backend.$2" || fail "backend $1 on $2 did not start"
-}
 pr=$(free_port)
 start_backend record $pr "$tmp/seen"
 p1=$(free_port); p2=$(free_port); pa=$(free_port); pp=$(free_port)
