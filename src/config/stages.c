@@ -140,6 +140,14 @@ static void size_opt(struct sp_cf_ctx *cx, const struct sp_ynode *n, const char 
 	*out = (unsigned)v;
 }
 
+/* notsent_lowat of proxy and files: TCP_NOTSENT_LOWAT on the sockets a large transfer
+ * goes into (relay.h, files_body.c); 0 leaves the kernel's default. */
+#define NOTSENT_LOWAT_DEFAULT (32 * 1024)
+static void notsent_lowat_opt(struct sp_cf_ctx *cx, const struct sp_ynode *n, unsigned *out)
+{
+	size_opt(cx, n, "notsent_lowat", 0, 64 << 20, out);
+}
+
 static void proxy(struct sp_cf_ctx *cx, const struct sp_ynode *opts, const struct sp_ynode *at,
 		  struct sp_conf_proxy *p, const struct sp_cf_names *upstreams)
 {
@@ -151,14 +159,14 @@ static void proxy(struct sp_cf_ctx *cx, const struct sp_ynode *opts, const struc
 	int i;
 	p->idle_timeout_ms = 300000;
 	p->send_proxy_protocol = SP_PP_OFF;
-	p->notsent_lowat = 32 * 1024;
+	p->notsent_lowat = NOTSENT_LOWAT_DEFAULT;
 	if (!sp_cf_fields(cx, opts, "'proxy'", keys, v))
 		return;
 	p->upstream = upstream_ref(cx, at, v[UPSTREAM], "'proxy'", upstreams);
 	sp_cf_duration(cx, v[IDLE], "idle_timeout", 1, &p->idle_timeout_ms);
 	if (v[SEND_PP] && sp_cf_enum(cx, v[SEND_PP], "send_proxy_protocol", versions, &i))
 		p->send_proxy_protocol = (enum sp_proxy_protocol)i;
-	size_opt(cx, v[NOTSENT_LOWAT], "notsent_lowat", 0, 64 << 20, &p->notsent_lowat);
+	notsent_lowat_opt(cx, v[NOTSENT_LOWAT], &p->notsent_lowat);
 }
 
 /* A header value we send as is: printable ASCII and spaces, no CR/LF (header injection). */
@@ -192,7 +200,7 @@ static void files(struct sp_cf_ctx *cx, const struct sp_ynode *opts, const struc
 	f->send_timeout_ms = 60000;
 	f->file_cache = 1024;
 	f->file_cache_valid_ms = 1000;
-	f->notsent_lowat = 32 * 1024;
+	f->notsent_lowat = NOTSENT_LOWAT_DEFAULT;
 	if (!(f->index = sp_cf_strdup(cx, "index.html")))
 		return;
 	if (!sp_cf_fields(cx, opts, "'files'", keys, v))
@@ -217,7 +225,7 @@ static void files(struct sp_cf_ctx *cx, const struct sp_ynode *opts, const struc
 	sp_cf_duration(cx, v[FILE_CACHE_VALID], "file_cache_valid", 0, &f->file_cache_valid_ms);
 	if (v[SPLICE] && sp_cf_enum(cx, v[SPLICE], "splice", splice, &i))
 		f->splice = (enum sp_files_splice)i;
-	size_opt(cx, v[NOTSENT_LOWAT], "notsent_lowat", 0, 64 << 20, &f->notsent_lowat);
+	notsent_lowat_opt(cx, v[NOTSENT_LOWAT], &f->notsent_lowat);
 }
 
 static bool env_name(const char *s)
