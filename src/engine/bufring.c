@@ -3,7 +3,8 @@
  * bufring.c - each shard's provided buffer ring (group SP_BUF_GROUP): receives pick a
  * buffer when data arrives, so an idle connection holds no buffer. An empty ring makes
  * the receive fail with -ENOBUFS: counted here, handled by the caller (re-arm after
- * recycling), never fatal.
+ * recycling), never fatal. A buffer the kernel lent can wait in a FIFO (sp_bufq) whose
+ * links are kept here, one per buffer: queueing allocates nothing.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -29,7 +30,10 @@ int sp_bufring_setup(struct sp_shard *sh)
 			 MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
 	if (mem == MAP_FAILED)
 		return -ENOMEM;
-	if (posix_memalign((void **)&sh->bufs, 4096, (size_t)n * sh->buf_size)) {
+	sh->buf_links = calloc(n, sizeof(*sh->buf_links));
+	if (!sh->buf_links || posix_memalign((void **)&sh->bufs, 4096, (size_t)n * sh->buf_size)) {
+		free(sh->buf_links);
+		sh->buf_links = NULL;
 		munmap(mem, sh->br_len);
 		return -ENOMEM;
 	}
@@ -64,8 +68,10 @@ void sp_bufring_free(struct sp_shard *sh)
 	if (sh->br)
 		munmap(sh->br, sh->br_len);
 	free(sh->bufs);
+	free(sh->buf_links);
 	sh->br = NULL;
 	sh->bufs = NULL;
+	sh->buf_links = NULL;
 	sh->buf_count = 0;
 }
 
@@ -86,6 +92,39 @@ void sp_buf_recycle(struct sp_shard *sh, unsigned bid)
 	/* advance is a release store of the ring tail: the kernel sees the entry first */
 	io_uring_buf_ring_advance(sh->br, 1);
 	st_add(sh, ST_BUFS_FREE, 1);
+}
+
+void sp_bufq_push(struct sp_shard *sh, struct sp_bufq *q, unsigned bid, uint32_t len)
+{
+	sh->buf_links[bid].next = -1;
+	sh->buf_links[bid].len = len;
+	if (q->tail >= 0)
+		sh->buf_links[q->tail].next = (int32_t)bid;
+	else
+		q->head = (int32_t)bid;
+	q->tail = (int32_t)bid;
+	q->count++;
+}
+
+int sp_bufq_pop(struct sp_shard *sh, struct sp_bufq *q, uint32_t *len)
+{
+	int32_t bid = q->head;
+	if (bid < 0)
+		return -1;
+	*len = sh->buf_links[bid].len;
+	q->head = sh->buf_links[bid].next;
+	if (q->head < 0)
+		q->tail = -1;
+	q->count--;
+	return bid;
+}
+
+void sp_bufq_recycle(struct sp_shard *sh, struct sp_bufq *q)
+{
+	uint32_t len;
+	int bid;
+	while ((bid = sp_bufq_pop(sh, q, &len)) >= 0)
+		sp_buf_recycle(sh, (unsigned)bid);
 }
 
 void sp_sqe_select_buffer(struct io_uring_sqe *sqe)

@@ -310,6 +310,20 @@ void sp_buf_recycle(struct sp_shard *sh, unsigned bid);
 /* Set an SQE (recv, recvmsg, read) to pick a buffer from the current shard's ring. */
 void sp_sqe_select_buffer(struct io_uring_sqe *sqe);
 
+/* A FIFO of buffers lent by shard sh's ring and not yet given back, oldest first (a
+ * multishot receive delivering faster than they can be passed on). Start it with
+ * SP_BUFQ_INIT; on shard sh only. */
+struct sp_bufq {
+	int32_t head, tail; /* buffer ids, -1: empty */
+	uint32_t count;
+};
+#define SP_BUFQ_INIT ((struct sp_bufq){-1, -1, 0})
+void sp_bufq_push(struct sp_shard *sh, struct sp_bufq *q, unsigned bid, uint32_t len);
+/* The oldest buffer's id and its length in *len, taken off q; -1 when q is empty. */
+int sp_bufq_pop(struct sp_shard *sh, struct sp_bufq *q, uint32_t *len);
+/* Give every buffer of q back to the ring. */
+void sp_bufq_recycle(struct sp_shard *sh, struct sp_bufq *q);
+
 /* ------------------------------------------------------------------------------------ */
 /* Helper pool: blocking work with no io_uring op (getaddrinfo, getpwnam, ...)           */
 

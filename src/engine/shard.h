@@ -97,6 +97,7 @@ struct sp_shard {
 	size_t br_len;
 	unsigned char *bufs;
 	unsigned buf_count, buf_size;
+	struct sp_buf_link { int32_t next; uint32_t len; } *buf_links; /* sp_bufq, by buffer id */
 
 	unsigned pending_sqes;       /* SQEs prepared since the last submit */
 	uint64_t rng;

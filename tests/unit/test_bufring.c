@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* test_bufring.c - provided buffers: receives pick a shard buffer with the data in it;
- * an empty ring gives -ENOBUFS (counted, not fatal) until buffers are recycled. */
+ * an empty ring gives -ENOBUFS (counted, not fatal) until buffers are recycled; lent
+ * buffers wait in an sp_bufq first in, first out. */
 #include <errno.h>
 #include <stdio.h>
 #include <sys/socket.h>
@@ -116,6 +117,59 @@ START_TEST(test_enobufs_then_recycle)
 }
 END_TEST
 
+/* three lent buffers queued: they come out in order with their lengths, and the ones
+ * left go back to the ring together */
+static void queue_three(void *arg)
+{
+	struct sp_shard *sh = sp_shard_current();
+	struct sp_bufq q = SP_BUFQ_INIT;
+	uint32_t len = 0;
+	(void)arg;
+	ck_assert_int_eq(sp_bufq_pop(sh, &q, &len), -1);
+	for (unsigned i = 0; i < 3; i++)
+		sp_bufq_push(sh, &q, held[i], 100 + i);
+	ck_assert_uint_eq(q.count, 3);
+	ck_assert_int_eq(sp_bufq_pop(sh, &q, &len), (int)held[0]);
+	ck_assert_uint_eq(len, 100);
+	ck_assert_int_eq(sp_bufq_pop(sh, &q, &len), (int)held[1]);
+	ck_assert_uint_eq(len, 101);
+	sp_bufq_push(sh, &q, held[0], 7); /* behind the one still queued */
+	sp_bufq_recycle(sh, &q);
+	ck_assert_uint_eq(q.count, 0);
+	ck_assert_int_eq(sp_bufq_pop(sh, &q, &len), -1);
+	sp_buf_recycle(sh, held[1]);
+}
+
+START_TEST(test_bufq_fifo)
+{
+	struct sp_engine_config cfg;
+	sp_engine_config_defaults(&cfg);
+	cfg.shards = 1;
+	cfg.buf_count = NBUF;
+	cfg.buf_size = 4096;
+	atomic_store(&nrecv, 0);
+	atomic_store(&nheld, 0);
+	recycle_now = false;
+	ck_assert_int_eq(sp_engine_create(&cfg, &eng), 0);
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv), 0);
+	sp_op_init(&recv_op, NULL, on_recv);
+	run_on_shard(eng, 0, start, NULL);
+	for (long i = 0; i < 3; i++) {
+		send_one(i);
+		ck_assert(wait_atomic(&nrecv, i + 1, 5000));
+	}
+	struct sp_shard_stats st;
+	sp_shard_stats_read(sp_engine_shard(eng, 0), &st);
+	ck_assert_uint_eq(st.bufs_free, NBUF - 3);
+	run_on_shard(eng, 0, queue_three, NULL);
+	sp_shard_stats_read(sp_engine_shard(eng, 0), &st);
+	ck_assert_uint_eq(st.bufs_free, NBUF);
+	stop_engine(eng);
+	close(sv[0]);
+	close(sv[1]);
+}
+END_TEST
+
 START_TEST(test_no_buf_ring_when_disabled)
 {
 	struct sp_engine_config cfg;
@@ -135,6 +189,7 @@ int main(void)
 	TCase *tc = tcase_create("core");
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_enobufs_then_recycle);
+	tcase_add_test(tc, test_bufq_fifo);
 	tcase_add_test(tc, test_no_buf_ring_when_disabled);
 	suite_add_tcase(s, tc);
 	return run_suite(s);
