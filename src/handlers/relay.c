@@ -123,7 +123,24 @@ static void pool_trim(void)
 }
 
 static void dir_recv(struct sp_relay_dir *d);
+static void dir_send(struct sp_relay_dir *d);
 static bool splice_start(struct sp_relay_dir *d);
+
+/* A multishot receive ends by itself after this many buffers' worth of bytes (the
+ * kernel's limit, sqe->optlen): a direction that starts to stream takes at most that
+ * before it pauses and decides on splice. It is also stopped early when this many
+ * buffers wait behind a send (small messages, a slow reader). */
+#define RECV_BUFS 4
+
+/* No multishot receives: the kernel refused the limited one (before Linux 6.17), or
+ * SPARGIOD_PROXY_NO_MULTISHOT. One receive per message then. */
+static _Atomic bool multishot_off;
+
+void sp_relay_no_multishot(const char *why)
+{
+	if (!atomic_exchange(&multishot_off, true))
+		sp_log(SP_LOG_INFO, "relay: %s: one receive per message", why);
+}
 
 static void finish(struct sp_relay *r, const char *reason, int reset_fd)
 {
@@ -146,14 +163,15 @@ static void give_back(struct sp_relay_dir *d)
 	}
 }
 
-/* The send of what was received is done: decide where the next receive goes. A full
- * buffer means more is waiting: go on by splice, or through a pool buffer where splice
- * is not to be had. A short one means the peer paused: hold nothing while waiting (the
- * ring lends a buffer on arrival). */
+/* The direction paused: nothing in flight, nothing queued. Decide where the next receive
+ * goes. A full buffer since the last pause means more is waiting: go on by splice, or
+ * through a pool buffer where splice is not to be had. Else hold nothing while waiting
+ * (the ring lends a buffer on arrival). */
 static void next_recv(struct sp_relay_dir *d)
 {
-	bool streaming = d->len == (d->bid >= 0 ? sp_buf_size(d->r->shard) : POOL_BUF_SIZE);
-	give_back(d);
+	bool streaming = d->streaming;
+	d->streaming = false;
+	d->streamed |= streaming;
 	if (streaming && !d->lowat_set && d->r->notsent_lowat) {
 		d->lowat_set = true; /* failing changes nothing but the speed */
 		setsockopt(d->to, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &d->r->notsent_lowat,
@@ -161,14 +179,47 @@ static void next_recv(struct sp_relay_dir *d)
 	}
 	if (streaming && splice_start(d))
 		return;
-	if (streaming || !d->r->use_ring) {
-		if (!d->own)
-			d->own = pool_get();
+	if (streaming || d->dry || !d->r->use_ring) {
+		d->dry = false;
+		if (!d->own && !(d->own = pool_get())) {
+			finish(d->r, "out of memory", -1);
+			return;
+		}
 	} else if (d->own) {
 		pool_put(d->own);
 		d->own = NULL;
 	}
 	dir_recv(d);
+}
+
+/* A send or a receive ended: the next queued buffer goes out; with nothing left in
+ * flight or queued, pass a FIN on or receive again. */
+static void settle(struct sp_relay_dir *d)
+{
+	struct sp_relay *r = d->r;
+	if (sp_op_busy(&d->send_op))
+		return;
+	int bid = sp_bufq_pop(r->shard, &d->queue, &d->len);
+	if (bid >= 0) {
+		d->bid = bid;
+		d->data = sp_buf_addr(r->shard, (unsigned)bid);
+		d->off = 0;
+		dir_send(d);
+		return;
+	}
+	if (sp_op_busy(&d->recv_op)) /* the multishot receive goes on */
+		return;
+	if (d->fin) {
+		/* half close: the peer's FIN goes on to the other side, the other direction
+		 * goes on until it ends too */
+		d->fin = false;
+		shutdown(d->to, SHUT_WR);
+		d->eof = true;
+		if (both_eof(r))
+			finish(r, NULL, -1);
+		return;
+	}
+	next_recv(d);
 }
 
 /* The one place received bytes pass on their way out (see relay.h on TLS). */
@@ -182,11 +233,19 @@ static void dir_send(struct sp_relay_dir *d)
 static void dir_recv(struct sp_relay_dir *d)
 {
 	struct io_uring_sqe *sqe = sp_sqe();
+	d->multishot = false;
+	d->stopping = false;
 	if (d->own) {
 		io_uring_prep_recv(sqe, d->from, d->own, POOL_BUF_SIZE, 0);
-	} else {
+	} else if (d->streamed || atomic_load_explicit(&multishot_off, memory_order_relaxed)) {
 		io_uring_prep_recv(sqe, d->from, NULL, sp_buf_size(d->r->shard), 0);
 		sp_sqe_select_buffer(sqe);
+	} else {
+		io_uring_prep_recv(sqe, d->from, NULL, 0, 0); /* length: the buffer's */
+		sqe->ioprio |= IORING_RECV_MULTISHOT;
+		sqe->file_index = RECV_BUFS * sp_buf_size(d->r->shard); /* optlen in newer headers */
+		sp_sqe_select_buffer(sqe);
+		d->multishot = true;
 	}
 	sp_op_submit(&d->recv_op, sqe);
 }
@@ -198,43 +257,66 @@ static const char *side_reason(const struct sp_relay_dir *d, bool from_side)
 	return client ? "client reset" : "server reset";
 }
 
+/* Bytes came: send them, or queue them behind the send in flight (a multishot receive
+ * only: other receives start with nothing in flight). */
+static void received(struct sp_relay_dir *d, int bid, uint32_t len)
+{
+	struct sp_relay *r = d->r;
+	*d->bytes += len;
+	r->last_ns = sp_pass_ns();
+	if (len == (bid >= 0 ? sp_buf_size(r->shard) : POOL_BUF_SIZE))
+		d->streaming = true;
+	if (sp_op_busy(&d->send_op) || d->queue.count) {
+		sp_bufq_push(r->shard, &d->queue, (unsigned)bid, len);
+		return;
+	}
+	d->bid = bid;
+	d->data = bid >= 0 ? sp_buf_addr(r->shard, (unsigned)bid) : d->own;
+	d->len = len;
+	d->off = 0;
+	dir_send(d);
+}
+
 static void on_recv(struct sp_op *op, int res, uint32_t flags)
 {
 	struct sp_relay_dir *d = sp_container_of(op, struct sp_relay_dir, recv_op);
 	struct sp_relay *r = d->r;
+	int bid = flags & IORING_CQE_F_BUFFER ? (int)(flags >> IORING_CQE_BUFFER_SHIFT) : -1;
 
-	if (flags & IORING_CQE_F_BUFFER)
-		d->bid = (int32_t)(flags >> IORING_CQE_BUFFER_SHIFT);
-	if (r->ended) {
-		give_back(d);
+	if (bid >= 0 && (r->ended || res <= 0)) {
+		sp_buf_recycle(r->shard, (unsigned)bid);
+		bid = -1;
+	}
+	if (r->ended)
+		return;
+	if (res > 0) {
+		received(d, bid, (uint32_t)res);
+		if (!(flags & IORING_CQE_F_MORE)) {
+			settle(d);
+		} else if (d->queue.count >= RECV_BUFS && !d->stopping) {
+			d->stopping = true; /* back-pressure; settle() goes on after the last */
+			sp_op_cancel(&d->recv_op);
+		}
 		return;
 	}
-	if (res > 0) {
-		d->data = d->bid >= 0 ? sp_buf_addr(r->shard, (unsigned)d->bid) : d->own;
-		d->len = (uint32_t)res;
-		d->off = 0;
-		*d->bytes += (uint64_t)res;
-		r->last_ns = sp_pass_ns();
-		dir_send(d);
-	} else if (res == 0) {
-		/* half close: the peer's FIN goes on to the other side, the other direction
-		 * goes on until it ends too */
-		shutdown(d->to, SHUT_WR);
-		d->eof = true;
-		if (both_eof(r))
-			finish(r, NULL, -1);
-	} else if (res == -ENOBUFS) { /* the ring is empty: a buffer of the pool */
-		d->own = pool_get();
-		if (!d->own)
-			finish(r, "out of memory", -1);
-		else
-			dir_recv(d);
+	if (res == 0) {
+		d->fin = true;
+	} else if (res == -ENOBUFS) { /* the ring is empty: a buffer of the pool next */
+		d->dry = true;
+	} else if (res == -ECANCELED && d->stopping &&
+		   !sp_engine_stopping(sp_shard_engine(r->shard))) {
+		/* we stopped it: settle() decides what comes next */
+	} else if (res == -EINVAL && d->multishot) {
+		sp_relay_no_multishot("this kernel has no limited multishot receive (Linux 6.17+)");
 	} else if (res == -ECANCELED) {
 		finish(r, "stopped", -1);
+		return;
 	} else {
 		/* the sender reset (or failed): the other side learns it by a reset too */
 		finish(r, side_reason(d, true), d->to);
+		return;
 	}
+	settle(d);
 }
 
 static void on_send(struct sp_op *op, int res, uint32_t flags)
@@ -250,7 +332,8 @@ static void on_send(struct sp_op *op, int res, uint32_t flags)
 			dir_send(d);
 			return;
 		}
-		next_recv(d);
+		give_back(d);
+		settle(d);
 	} else if (res == -ECANCELED) {
 		finish(r, "stopped", -1);
 	} else {
@@ -417,6 +500,7 @@ static void dir_init(struct sp_relay *r, struct sp_relay_dir *d, struct sp_task 
 	d->to = to;
 	d->bytes = bytes;
 	d->bid = -1;
+	d->queue = SP_BUFQ_INIT;
 	d->pipe_rd = d->pipe_wr = -1;
 	sp_op_init(&d->recv_op, task, on_recv);
 	sp_op_init(&d->send_op, task, on_send);
@@ -455,6 +539,8 @@ void sp_relay_release(struct sp_relay *r)
 		return;
 	give_back(&r->up);
 	give_back(&r->down);
+	sp_bufq_recycle(r->shard, &r->up.queue);
+	sp_bufq_recycle(r->shard, &r->down.queue);
 	pipe_put(&r->up);
 	pipe_put(&r->down);
 	pool_put(r->up.own);

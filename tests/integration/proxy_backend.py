@@ -5,6 +5,8 @@ Usage: proxy_backend.py MODE PORT [ARG]   (listens on 127.0.0.1:PORT, prints "re
   tag NAME     each connection gets "NAME\\n"; the connection stays open until the
                client closes (least_conn tests hold connections with it)
   hash         reads to EOF, answers the sha256 hex of what it read, closes (half close)
+  slowhash S   as hash, but reads nothing for S seconds first, with a small receive
+               buffer (a stalled reader: what is sent to it backs up at once)
   send FILE    sends FILE, then closes
   record FILE  appends the first 256 bytes each connection sends (a PROXY header and a
                line) to FILE as one hex line, then echoes everything until EOF
@@ -33,7 +35,9 @@ def serve(conn, mode, arg):
             conn.sendall((arg + "\n").encode())
             while conn.recv(65536):
                 pass
-        elif mode == "hash":
+        elif mode in ("hash", "slowhash"):
+            if mode == "slowhash":
+                time.sleep(float(arg))
             h = hashlib.sha256()
             while True:
                 b = conn.recv(1 << 20)
@@ -110,6 +114,8 @@ def main():
     arg = sys.argv[3] if len(sys.argv) > 3 else ""
     ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if mode == "slowhash":  # accepted sockets inherit it: a window of a few KiB
+        ls.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     ls.bind(("127.0.0.1", port))
     if mode == "blackhole":
         ls.listen(0)
