@@ -78,18 +78,39 @@ static void send_one(long n)
 	ck_assert_int_eq(send(sv[1], msg, (size_t)len, 0), len);
 }
 
-START_TEST(test_enobufs_then_recycle)
+/* One shard with a ring of NBUF buffers of 4 KiB, receiving on sv[0] from the start;
+ * every received buffer is held (held[]) until the test gives it back. */
+static void start_receiving(void)
 {
 	struct sp_engine_config cfg;
 	sp_engine_config_defaults(&cfg);
 	cfg.shards = 1;
 	cfg.buf_count = NBUF;
 	cfg.buf_size = 4096;
+	atomic_store(&nrecv, 0);
+	atomic_store(&nheld, 0);
+	recycle_now = false;
 	ck_assert_int_eq(sp_engine_create(&cfg, &eng), 0);
 	ck_assert(sp_engine_features(eng) & SP_FEAT_BUF_RING);
 	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv), 0);
 	sp_op_init(&recv_op, NULL, on_recv);
 	run_on_shard(eng, 0, start, NULL);
+}
+
+/* Every buffer is back in the ring: stop. */
+static void stop_receiving(void)
+{
+	struct sp_shard_stats st;
+	sp_shard_stats_read(sp_engine_shard(eng, 0), &st);
+	ck_assert_uint_eq(st.bufs_free, NBUF);
+	stop_engine(eng);
+	close(sv[0]);
+	close(sv[1]);
+}
+
+START_TEST(test_enobufs_then_recycle)
+{
+	start_receiving();
 
 	/* fill every buffer without giving any back */
 	for (long i = 0; i < NBUF; i++) {
@@ -109,11 +130,7 @@ START_TEST(test_enobufs_then_recycle)
 		send_one(i);
 	ck_assert(wait_atomic(&nrecv, 100, 5000));
 	ck_assert_int_eq(atomic_load(&bad_data), 0);
-	sp_shard_stats_read(sp_engine_shard(eng, 0), &st);
-	ck_assert_uint_eq(st.bufs_free, NBUF);
-	stop_engine(eng);
-	close(sv[0]);
-	close(sv[1]);
+	stop_receiving();
 }
 END_TEST
 
@@ -142,18 +159,7 @@ static void queue_three(void *arg)
 
 START_TEST(test_bufq_fifo)
 {
-	struct sp_engine_config cfg;
-	sp_engine_config_defaults(&cfg);
-	cfg.shards = 1;
-	cfg.buf_count = NBUF;
-	cfg.buf_size = 4096;
-	atomic_store(&nrecv, 0);
-	atomic_store(&nheld, 0);
-	recycle_now = false;
-	ck_assert_int_eq(sp_engine_create(&cfg, &eng), 0);
-	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv), 0);
-	sp_op_init(&recv_op, NULL, on_recv);
-	run_on_shard(eng, 0, start, NULL);
+	start_receiving();
 	for (long i = 0; i < 3; i++) {
 		send_one(i);
 		ck_assert(wait_atomic(&nrecv, i + 1, 5000));
@@ -162,11 +168,7 @@ START_TEST(test_bufq_fifo)
 	sp_shard_stats_read(sp_engine_shard(eng, 0), &st);
 	ck_assert_uint_eq(st.bufs_free, NBUF - 3);
 	run_on_shard(eng, 0, queue_three, NULL);
-	sp_shard_stats_read(sp_engine_shard(eng, 0), &st);
-	ck_assert_uint_eq(st.bufs_free, NBUF);
-	stop_engine(eng);
-	close(sv[0]);
-	close(sv[1]);
+	stop_receiving();
 }
 END_TEST
 
