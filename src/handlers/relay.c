@@ -4,6 +4,7 @@
  * provided buffer, send all of it, recycle, receive again; half close, resets and the
  * idle timeout.
  */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -267,6 +268,7 @@ static void received(struct sp_relay_dir *d, int bid, uint32_t len)
 	if (len == (bid >= 0 ? sp_buf_size(r->shard) : POOL_BUF_SIZE))
 		d->streaming = true;
 	if (sp_op_busy(&d->send_op) || d->queue.count) {
+		assert(bid >= 0); /* a pool buffer's receive starts with the send idle */
 		sp_bufq_push(r->shard, &d->queue, (unsigned)bid, len);
 		return;
 	}
