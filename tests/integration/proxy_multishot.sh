@@ -8,8 +8,8 @@
 # stops and the rest waits in the kernel's socket buffers (a receive left armed would
 # take 16 and more of the ring's 256). When the server reads, every byte arrives in order
 # (sha256), then the client's FIN, which came while bytes were still queued. Again with
-# SPARGIOD_PROXY_NO_MULTISHOT (the path of kernels before 6.17): one buffer at most,
-# logged, and the same bytes.
+# SPARGIOD_PROXY_NO_MULTISHOT (the path of kernels before 6.17, which the first run takes
+# there by itself): one buffer at most, logged, and the same bytes.
 if [ -z "${SP_IN_NETNS:-}" ]; then
 	unshare -n true 2>/dev/null || { echo "SKIP: cannot make a network namespace here"; exit 77; }
 	exec unshare -n env SP_IN_NETNS=1 "$0" "$@"
@@ -42,7 +42,7 @@ bufs_free() {
 # run NAME MAX_HELD [ENV...]: the trickle through a daemon started with ENV; the most
 # buffers held during the stall in $held
 run() {
-	local name=$1 max=$2 total out sent got f
+	local name=$1 max=$2 total sent got f
 	shift 2
 	: >"$log"
 	start_daemon "$tmp/conf.yaml" "$@"
@@ -70,7 +70,11 @@ run() {
 }
 
 run multishot 8
-[ "$held" -ge 2 ] || fail "multishot: only $held buffer held: no message waited behind the send (the queue went untested)"
+if log_has "relay: this kernel has no limited multishot receive"; then
+	echo "this kernel has no limited multishot receive (before 6.17): the fallback ran"
+else
+	[ "$held" -ge 2 ] || fail "multishot: only $held buffer held: no message waited behind the send (the queue went untested)"
+fi
 run no-multishot 1 SPARGIOD_PROXY_NO_MULTISHOT=1
 log_has "relay: SPARGIOD_PROXY_NO_MULTISHOT: one receive per message" || fail "the fallback was not logged"
 
