@@ -1,6 +1,6 @@
 #!/bin/bash
 # proxy_multishot.sh - the relay's receive stays armed across messages, within bounds: a
-# client trickles 512-byte messages (each its own segment, 0.5 ms apart) through the proxy
+# client trickles 512-byte messages (each its own segment, 1 ms apart) through the proxy
 # to a server that reads nothing for 2 s, with a window of a few KiB. The test runs in a
 # network namespace of its own with send buffers of at most 64 KiB, so the proxy's send
 # to the server blocks at once. Until the server reads, the proxy holds only a few of its
@@ -48,7 +48,7 @@ run() {
 	start_daemon "$tmp/conf.yaml" "$@"
 	total=$(bufs_free)
 	[ "$total" = 256 ] || fail "$name: $total provided buffers free at the start, want 256"
-	timeout 60 python3 "$(dirname "$0")/trickle.py" $pp 3000 512 0.5 >"$tmp/trickle.out" &
+	timeout 60 python3 "$(dirname "$0")/trickle.py" $pp 2000 512 1 >"$tmp/trickle.out" &
 	local tpid=$!
 	started_pids+=("$tpid")
 	held=0
@@ -61,7 +61,7 @@ run() {
 	wait "$tpid" || fail "$name: the client failed: $(cat "$tmp/trickle.out")"
 	{ read -r sent; read -r got; } <"$tmp/trickle.out"
 	[ -n "$sent" ] && [ "$got" = "$sent" ] || fail "$name: the server hashed $got, the client sent $sent"
-	wait_until 5 log_has "route=to-slow .* in=1536000 out=65 end=closed" ||
+	wait_until 5 log_has "route=to-slow .* in=1024000 out=65 end=closed" ||
 		fail "$name: no clean end with every byte in the access log"
 	wait_until 5 eval '[ "$(bufs_free)" = 256 ]' || fail "$name: $(bufs_free) buffers free after, want 256"
 	echo "$name: at most $held provided buffers held while the server stalled"
