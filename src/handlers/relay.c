@@ -172,12 +172,10 @@ static void next_recv(struct sp_relay_dir *d)
 {
 	bool streaming = d->streaming;
 	d->streaming = false;
-	d->streamed |= streaming;
-	if (streaming && !d->lowat_set && d->r->notsent_lowat) {
-		d->lowat_set = true; /* failing changes nothing but the speed */
+	if (streaming && !d->streamed && d->r->notsent_lowat) /* failing changes only the speed */
 		setsockopt(d->to, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &d->r->notsent_lowat,
 			   sizeof(d->r->notsent_lowat));
-	}
+	d->streamed |= streaming;
 	if (streaming && splice_start(d))
 		return;
 	if (streaming || d->dry || !d->r->use_ring) {

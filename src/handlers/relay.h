@@ -68,13 +68,13 @@ struct sp_relay_dir {
 	bool multishot;   /* recv_op is a multishot receive */
 	bool stopping;    /* we cancelled it: its -ECANCELED is no stop of the relay */
 	bool streaming;   /* a receive filled its buffer since the direction last paused */
-	bool streamed;    /* it did once: one receive at a time from then on */
+	bool streamed;    /* it did once: one receive at a time from then on, and `to` has
+			   * TCP_NOTSENT_LOWAT */
 	bool dry;         /* the ring ran dry: the next receive into a pool buffer */
 	bool fin;         /* `from` sent its FIN; `to` is shut down once the queue is sent */
 	bool eof;         /* `from` sent its FIN and `to` was shut down for writing */
 	int pipe_rd, pipe_wr; /* the pipe while splicing (recv_op and send_op poll), else -1 */
 	uint32_t pipe_bytes;  /* spliced in, not yet out */
-	bool lowat_set;       /* `to` has TCP_NOTSENT_LOWAT (this direction streamed) */
 };
 
 /* How the relay ended: reason NULL for a clean close; reset_fd >= 0 is the socket whose
