@@ -29,8 +29,12 @@ CATEGORIES = [
 
 def breakdown(data):
     """Shares of the samples in perf.data, by category."""
-    out = subprocess.run(["perf", "script", "-i", data, "-F", "ip,sym,dso"],
-                         capture_output=True, text=True, check=True).stdout
+    run = subprocess.run(["perf", "script", "-i", data, "-F", "ip,sym,dso"],
+                         capture_output=True, text=True)
+    if run.returncode != 0:  # e.g. perf cut short: that round is left out, said so
+        print("%s: perf script failed, round left out" % data, file=sys.stderr)
+        return None
+    out = run.stdout
     counts = collections.Counter()
     total = 0
     for sample in out.split("\n\n"):
