@@ -3,7 +3,7 @@
 # reported as FILE:LINE:COL with a clear message, all errors of a file at once, unknown
 # keys with a suggestion, hostile YAML rejected fast; the exit statuses of spargiod(8).
 . "$(dirname "$0")/lib.sh"
-src=${srcdir:-.}
+src=${srcdir:-$(dirname "$0")/../..}
 
 # expect_error NAME LINE:COL PATTERN  (config on stdin)
 n=0
@@ -157,7 +157,7 @@ routes:
 Y
 out=$("$bin" -t -c "$tmp/good.yaml" 2>&1) && [ "$out" = "configuration OK" ] || fail "good config: $out"
 for f in "$src/conf/spargiod.yaml" "$src/conf/demo.yaml"; do
-	[ -f "$f" ] || continue
+	[ -f "$f" ] || fail "$f: no such file (a shipped config)"
 	out=$("$bin" -t -c "$f" 2>&1) || fail "$f does not pass -t: $out"
 done
 
@@ -170,7 +170,7 @@ port=$(free_port)
 python3 -c 'import socket,sys,time
 s=socket.socket(); s.bind(("127.0.0.1",int(sys.argv[1]))); s.listen(1); time.sleep(5)' "$port" &
 started_pids+=("$!")
-wait_until 10 eval "(exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null" || fail "helper socket did not listen"
+wait_until 30 eval "(exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null" || fail "helper socket did not listen"
 sed "s/7000/$port/" "$tmp/good.yaml" >"$tmp/taken.yaml"
 out=$(timeout 10 "$bin" -c "$tmp/taken.yaml" 2>&1); rc=$?
 [ "$rc" = 3 ] || fail "bind failure: exit $rc, want 3: $out"

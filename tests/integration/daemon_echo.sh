@@ -39,12 +39,12 @@ head -c 4194304 /dev/urandom >"$tmp/big"
 want=$(sha256sum <"$tmp/big" | cut -d' ' -f1)
 got=$(timeout 20 socat -t 5 -b 65536 - TCP4:127.0.0.1:$p4 <"$tmp/big" | sha256sum | cut -d' ' -f1)
 [ "$want" = "$got" ] || fail "4 MiB came back different"
-wait_until 5 log_has "access listener=v4 route=stealable client=127.0.0.1:[0-9]* duration_ms=[0-9.]* in=4194304 out=4194304" ||
+wait_until 30 log_has "access listener=v4 route=stealable client=127.0.0.1:[0-9]* duration_ms=[0-9.]* in=4194304 out=4194304" ||
 	fail "no access log line for the 4 MiB connection"
-log_has "access listener=local route=stealable client=unix" || fail "no access log line for the unix client"
+log_wait 30 "access listener=local route=stealable client=unix" || fail "no access log line for the unix client"
 
 stop_daemon TERM
 [ "$rc" = 0 ] || fail "exit status $rc after SIGTERM"
 [ -e "$tmp/echo.sock" ] && fail "unix socket file left behind"
-log_has "stopped" || fail "no 'stopped' line"
+log_wait 30 "stopped" || fail "no 'stopped' line"
 echo "PASS: daemon echo (IPv4, IPv6, unix, four placements, 4 MiB, access log, SIGTERM)"

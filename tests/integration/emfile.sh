@@ -18,7 +18,7 @@ CONF
 (ulimit -n 48 && exec "$bin" -c "$tmp/conf.yaml") >>"$log" 2>&1 &
 pid=$!
 started_pids+=("$pid")
-wait_until 10 log_has "generation 1" || fail "no start"
+wait_until 30 log_has "generation 1" || fail "no start"
 
 holders=()
 for i in $(seq 60); do
@@ -26,7 +26,7 @@ for i in $(seq 60); do
 	holders+=("$!")
 	started_pids+=("$!")
 done
-wait_until 10 log_has "accept: Too many open files; retrying in 100 ms" || fail "no EMFILE line"
+wait_until 30 log_has "accept: Too many open files; retrying in 100 ms" || fail "no EMFILE line"
 served=$(grep -l hold "$tmp"/out.* 2>/dev/null | wc -l)
 [ "$served" -lt 60 ] || fail "all 60 served with a 48-fd limit?"
 cpu_before=$(awk '{print $14 + $15}' /proc/$pid/stat)

@@ -47,9 +47,9 @@ for p in $p_sock $p_pipe; do
 		fail "socat to port $p failed"
 	cmp -s "$tmp/in" "$tmp/out.$p" || fail "1 MiB through port $p came back different ($(stat -c %s "$tmp/out.$p") bytes)"
 done
-wait_until 5 log_has "route=pcat .*in=1048576 out=1048576 end=closed pid=[0-9]* exit=0 run_ms=" ||
+wait_until 30 log_has "route=pcat .*in=1048576 out=1048576 end=closed pid=[0-9]* exit=0 run_ms=" ||
 	fail "no access line with the relay's bytes and the exit status"
-wait_until 5 log_has "route=cat .*in=1048576 out=1048576 end=closed pid=[0-9]* exit=0" ||
+wait_until 30 log_has "route=cat .*in=1048576 out=1048576 end=closed pid=[0-9]* exit=0" ||
 	fail "no access line with the socket's bytes (TCP_INFO) and the exit status"
 
 # the environment: clean, then configured, then per connection
@@ -62,8 +62,8 @@ grep -qE '^REMOTE_PORT=[0-9]+$' <<<"$out" || fail "no REMOTE_PORT: $out"
 grep -qE 'NOTIFY_SOCKET|LISTEN_|WATCHDOG_|SECRET_OF_DAEMON|forged' <<<"$out" &&
 	fail "the child saw what it must not: $out"
 [ "$(wc -l <<<"$out")" = 8 ] || fail "unexpected variables in the child: $out"
-log_has "env LISTEN_PID is not passed" || fail "no warning for the reserved LISTEN_PID"
-log_has "env REMOTE_ADDR is not passed" || fail "no warning for the per-connection REMOTE_ADDR"
+log_wait 30 "env LISTEN_PID is not passed" || fail "no warning for the reserved LISTEN_PID"
+log_wait 30 "env REMOTE_ADDR is not passed" || fail "no warning for the per-connection REMOTE_ADDR"
 out=$(timeout 5 socat -t 3 - UNIX-CONNECT:"$tmp/env.sock" </dev/null)
 grep -qx SPARGIOD_LISTENER=envu <<<"$out" || fail "unix listener: $out"
 grep -q REMOTE_ <<<"$out" && fail "a unix socket client has no address: $out"
@@ -76,14 +76,14 @@ out=$(timeout 5 socat -t 3 - TCP4:127.0.0.1:$p_fds </dev/null | tr '\n' ' ')
 # are not passed through
 out=$(timeout 5 socat -t 3 - TCP4:127.0.0.1:$p_err </dev/null)
 [ "$out" = out ] || fail "stdout of the err route: '$out'"
-wait_until 5 log_has "exec route=err pid=[0-9]* stderr: partial" || fail "no partial last stderr line"
-log_has "exec route=err pid=[0-9]* stderr: line one" || fail "no first stderr line"
-log_has "stderr: bell?two" || fail "a control character reached the log"
+wait_until 30 log_has "exec route=err pid=[0-9]* stderr: partial" || fail "no partial last stderr line"
+log_wait 30 "exec route=err pid=[0-9]* stderr: line one" || fail "no first stderr line"
+log_wait 30 "stderr: bell?two" || fail "a control character reached the log"
 
 # a child that exits without reading what the client still sends
 out=$( (echo first; sleep 0.5; head -c 300000 /dev/zero) | timeout 10 socat -t 3 - TCP4:127.0.0.1:$p_early 2>/dev/null)
 [ "$out" = bye ] || fail "early-exit child: '$out'"
-wait_until 5 log_has "route=early .*pid=[0-9]* exit=0" || fail "no access line for the early exit"
+wait_until 30 log_has "route=early .*pid=[0-9]* exit=0" || fail "no access line for the early exit"
 
 # a program that cannot be run any more: the connection closes, the log says why
 chmod -x "$tmp/prog"
@@ -92,11 +92,11 @@ out=$(echo x | timeout 5 socat -t 3 - TCP4:127.0.0.1:$p_bad 2>/dev/null)
 if grep -q -- '-fsanitize=thread' "${BUILDDIR:-.}/Makefile" 2>/dev/null; then
 	# ThreadSanitizer turns vfork into fork: the child's report of its failure is lost
 	# (exec_spawn.c); it still exits 127
-	wait_until 5 log_has "route=bad .*pid=[0-9]* exit=127" || fail "no exit 127 for the failed exec"
+	wait_until 30 log_has "route=bad .*pid=[0-9]* exit=127" || fail "no exit 127 for the failed exec"
 else
-	wait_until 5 log_has "exec route bad: cannot start $tmp/prog: execve: Permission denied" ||
+	wait_until 30 log_has "exec route bad: cannot start $tmp/prog: execve: Permission denied" ||
 		fail "no log line for the failed exec"
-	wait_until 5 log_has "route=bad .*end=spawn failed pid=[0-9]* exit=127 .*spawn_error=execve:EACCES" ||
+	wait_until 30 log_has "route=bad .*end=spawn failed pid=[0-9]* exit=127 .*spawn_error=execve:EACCES" ||
 		fail "no access line for the failed exec"
 fi
 

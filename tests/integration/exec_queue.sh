@@ -38,21 +38,21 @@ hold() {
 hold $p_ref
 h1=$last_hold
 hold $p_ref
-wait_until 5 eval '[ "$(children)" -ge 2 ]' || fail "two holders did not get their children"
+wait_until 30 eval '[ "$(children)" -ge 2 ]' || fail "two holders did not get their children"
 out=$(echo hi | timeout 5 socat -t 2 - TCP4:127.0.0.1:$p_ref 2>/dev/null)
 [ -z "$out" ] || fail "a third connection was served past max_instances 2"
-wait_until 5 log_has "route=refuse .*end=max_instances" || fail "no access line for the refusal"
-log_has "route refuse: max_instances (2) reached: connection refused" || fail "no log line for the refusal"
+wait_until 30 log_has "route=refuse .*end=max_instances" || fail "no access line for the refusal"
+log_wait 30 "route refuse: max_instances (2) reached: connection refused" || fail "no log line for the refusal"
 kill "$h1"
-wait_until 5 eval '[ "$(echo hi | timeout 5 socat -t 2 - TCP4:127.0.0.1:'"$p_ref"' 2>/dev/null)" = hi ]' ||
+wait_until 30 eval '[ "$(echo hi | timeout 5 socat -t 2 - TCP4:127.0.0.1:'"$p_ref"' 2>/dev/null)" = hi ]' ||
 	fail "no service once a slot was free"
 
 # the queue: two wait behind one running child and are served in order (children:
 # the refusal route's second holder, 1, and the queue route's holder)
-wait_until 5 eval '[ "$(children)" = 1 ]' || fail "children left: $(children)"
+wait_until 30 eval '[ "$(children)" = 1 ]' || fail "children left: $(children)"
 hold $p_q
 hq=$last_hold
-wait_until 5 eval '[ "$(children)" = 2 ]' || fail "queue route holder has no child"
+wait_until 30 eval '[ "$(children)" = 2 ]' || fail "queue route holder has no child"
 (echo A | timeout 20 socat -t 10 - TCP4:127.0.0.1:$p_q >"$tmp/A") &
 started_pids+=($!)
 wa=$!
@@ -63,12 +63,12 @@ wb=$!
 sleep 0.3
 out=$(echo C | timeout 5 socat -t 2 - TCP4:127.0.0.1:$p_q 2>/dev/null)
 [ -z "$out" ] || fail "a connection past the full queue was served"
-wait_until 5 log_has "route=queue .*end=max_instances" || fail "no refusal with the queue full"
+wait_until 30 log_has "route=queue .*end=max_instances" || fail "no refusal with the queue full"
 [ -s "$tmp/A" ] && fail "a queued connection was served while the slot was taken"
 kill "$hq"
 wait "$wa" "$wb"
 [ "$(cat "$tmp/A")" = A ] && [ "$(cat "$tmp/B")" = BB ] || fail "queued connections not served: A='$(cat "$tmp/A")' B='$(cat "$tmp/B")'"
-wait_until 5 eval '[ "$(grep -c "route=queue .*queued_ms=" "$log")" = 2 ]' ||
+wait_until 30 eval '[ "$(grep -c "route=queue .*queued_ms=" "$log")" = 2 ]' ||
 	fail "not 2 access lines with queued_ms"
 # FIFO: A came first, so its child was spawned first (pids grow; A sent 2 bytes, B 3)
 pid_a=$(grep -o "route=queue .* in=2 .*queued_ms=" "$log" | grep -o "pid=[0-9]*" | cut -d= -f2)
@@ -77,20 +77,20 @@ pid_b=$(grep -o "route=queue .* in=3 .*queued_ms=" "$log" | grep -o "pid=[0-9]*"
 	fail "the queue did not start A (pid '$pid_a') before B (pid '$pid_b')"
 
 # queue_timeout: a waiter is closed after 2 s
-wait_until 5 eval '[ "$(children)" = 1 ]' || fail "children left: $(children)"
+wait_until 30 eval '[ "$(children)" = 1 ]' || fail "children left: $(children)"
 hold $p_q
 hq=$last_hold
-wait_until 5 eval '[ "$(children)" = 2 ]' || fail "queue route holder has no child"
+wait_until 30 eval '[ "$(children)" = 2 ]' || fail "queue route holder has no child"
 start=$(date +%s%N)
 out=$(echo late | timeout 10 socat -t 5 - TCP4:127.0.0.1:$p_q 2>/dev/null)
 ms=$((($(date +%s%N) - start) / 1000000))
 [ -z "$out" ] || fail "the waiter was served while the slot was held"
 [ "$ms" -ge 1800 ] && [ "$ms" -lt 5000 ] || fail "queue_timeout 2s closed the waiter after $ms ms"
-wait_until 5 log_has "route=queue .*end=queue timeout .*queued_ms=" || fail "no access line for the queue timeout"
+wait_until 30 log_has "route=queue .*end=queue timeout .*queued_ms=" || fail "no access line for the queue timeout"
 kill "$hq"
 
 # load: 8 clients at once, 3 children at most, every connection served
-wait_until 5 eval '[ "$(children)" = 1 ]' || fail "children left: $(children)"
+wait_until 30 eval '[ "$(children)" = 1 ]' || fail "children left: $(children)"
 (timeout 60 "$load" --connect 127.0.0.1:$p_load --conns 300 --concurrency 8 --size 64 \
 	--max-seconds 50 >"$tmp/load.out") &
 lp=$!

@@ -31,7 +31,7 @@ for p in $p_sock $p_pipe; do
 done
 
 # every session ends once its child is reaped: nothing may be left, zombie or alive
-wait_until 10 eval '[ -z "$(ps --ppid '"$pid"' -o pid=)" ]' ||
+wait_until 30 eval '[ -z "$(ps --ppid '"$pid"' -o pid=)" ]' ||
 	fail "children left: $(ps --ppid "$pid" -o pid=,stat=,args= | head)"
 zombies=0
 for d in /proc/[0-9]*; do
@@ -39,7 +39,7 @@ for d in /proc/[0-9]*; do
 	grep -q '^State:.*Z' "$d/status" 2>/dev/null && zombies=$((zombies + 1))
 done
 [ "$zombies" = 0 ] || fail "$zombies zombies after $((2 * n)) connections"
-wait_until 5 eval '[ "$(ls /proc/'"$pid"'/fd | wc -l)" -le '"$fds_before"' ]' ||
+wait_until 30 eval '[ "$(ls /proc/'"$pid"'/fd | wc -l)" -le '"$fds_before"' ]' ||
 	fail "descriptors: $fds_before before, $(ls /proc/$pid/fd | wc -l) after"
 [ "$(ls /proc/$pid/task | wc -l)" = "$threads_before" ] || fail "threads: $threads_before before, $(ls /proc/$pid/task | wc -l) after"
 
@@ -50,12 +50,12 @@ stop_daemon TERM
 # kernels without IORING_OP_WAITID.
 log=$tmp/log.poll
 start_daemon "$tmp/conf.yaml" SPARGIOD_EXEC_POLL_PIDFD=1
-log_has "exits seen by polling pidfds" || fail "the poll fallback was not chosen"
+log_wait 30 "exits seen by polling pidfds" || fail "the poll fallback was not chosen"
 for p in $p_sock $p_pipe; do
 	timeout 170 "$load" --connect 127.0.0.1:$p --conns $((n / 2)) --concurrency 8 --size 16 \
 		--max-seconds 160 >"$tmp/load.$p" || fail "poll fallback, port $p: $(cat "$tmp/load.$p")"
 done
-wait_until 10 eval '[ -z "$(ps --ppid '"$pid"' -o pid=)" ]' ||
+wait_until 30 eval '[ -z "$(ps --ppid '"$pid"' -o pid=)" ]' ||
 	fail "poll fallback: children left: $(ps --ppid "$pid" -o pid=,stat=,args= | head)"
 stop_daemon TERM
 [ "$rc" = 0 ] || fail "exit status $rc"

@@ -28,16 +28,16 @@ start_daemon "$tmp/conf.yaml"
 connect() { # PORT NAME: the child's pid (and its own child's) from its first lines
 	socat -u TCP4:127.0.0.1:"$1" - >"$tmp/$2" &
 	started_pids+=($!)
-	wait_until 5 test -s "$tmp/$2" || fail "no pid from $2"
+	wait_until 30 test -s "$tmp/$2" || fail "no pid from $2"
 }
 connect $p_keep k1
 connect $p_gone g1
 connect $p_stub s1
-wait_until 5 eval '[ "$(wc -l <"$tmp/s1")" = 2 ]' || fail "no grandchild pid from stubborn"
+wait_until 30 eval '[ "$(wc -l <"$tmp/s1")" = 2 ]' || fail "no grandchild pid from stubborn"
 # one more waits in gone's queue (max_instances 1)
 (timeout 20 socat -u TCP4:127.0.0.1:$p_gone - >"$tmp/q1") &
 started_pids+=($!)
-wait_until 5 log_has "route gone: max_instances (1) reached: connections wait" || fail "nobody waits"
+wait_until 30 log_has "route gone: max_instances (1) reached: connections wait" || fail "nobody waits"
 
 alive() { [ -d "/proc/$1" ] && ! grep -q '^State:.*Z' "/proc/$1/status" 2>/dev/null; }
 # the new config: gone and stubborn removed, keep changed
@@ -45,19 +45,19 @@ sed -i -e "/name: gone, bind/d" -e "/name: stub, bind/d" -e '/- name: gone$/,$d'
 sed -i 's/exec sleep 60/exec sleep 61/' "$tmp/conf.yaml"
 start=$(date +%s%N)
 reload_and_wait
-log_has "reload: generation 2" || fail "reload rejected: $(tail -5 "$log")"
+log_wait 30 "reload: generation 2" || fail "reload rejected: $(tail -5 "$log")"
 g=$(head -1 "$tmp/g1")
 wait_until 3 eval '! alive '"$g" || fail "the removed route's child $g still runs"
 ms=$((($(date +%s%N) - start) / 1000000))
-wait_until 5 log_has "route=gone .*end=route removed .*signal=TERM run_ms=[0-9.]* killed=TERM" ||
+wait_until 30 log_has "route=gone .*end=route removed .*signal=TERM run_ms=[0-9.]* killed=TERM" ||
 	fail "no access line for the child ended by the removal"
 # closed without a child: no pid= before queued_ms=
-wait_until 5 log_has "route=gone .*end=route removed queued_ms=" ||
+wait_until 30 log_has "route=gone .*end=route removed queued_ms=" ||
 	fail "the queued connection was not closed, or got a child of the removed route"
 for k in $(cat "$tmp/s1"); do
-	wait_until 5 eval '! alive '"$k" || fail "the stubborn child $k survived kill_grace"
+	wait_until 30 eval '! alive '"$k" || fail "the stubborn child $k survived kill_grace"
 done
-log_has "route=stubborn .*end=route removed .*signal=KILL run_ms=[0-9.]* killed=KILL" ||
+log_wait 30 "route=stubborn .*end=route removed .*signal=KILL run_ms=[0-9.]* killed=KILL" ||
 	fail "no SIGKILL after kill_grace"
 alive "$(head -1 "$tmp/k1")" || fail "a child of a route that stays was ended by the reload"
 stop_daemon QUIT 10

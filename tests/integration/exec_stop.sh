@@ -30,7 +30,7 @@ start_daemon "$tmp/conf.yaml"
 connect() { # PORT NAME
 	socat -u TCP4:127.0.0.1:"$1" - >"$tmp/$2" &
 	started_pids+=($!)
-	wait_until 5 test -s "$tmp/$2" || fail "no pid from $2"
+	wait_until 30 test -s "$tmp/$2" || fail "no pid from $2"
 }
 connect $p_hold h1
 connect $p_stub s1
@@ -38,7 +38,7 @@ connect $p_stub s1
 # a reload keeps them running; the new generation serves too
 write_conf ", timeout: 30s"
 reload_and_wait
-log_has "reload: generation 2" || fail "reload rejected"
+log_wait 30 "reload: generation 2" || fail "reload rejected"
 kill -0 "$(head -1 "$tmp/h1")" || fail "a child of the old generation died at the reload"
 connect $p_hold h2
 # two more wait in the queue of generation 2 (max_instances 2: h2 and ...)
@@ -49,7 +49,7 @@ started_pids+=($!)
 started_pids+=($!)
 (timeout 20 socat -u TCP4:127.0.0.1:$p_hold - >/dev/null) &
 started_pids+=($!)
-wait_until 5 log_has "route hold: max_instances (2) reached: connections wait" || fail "nobody waits"
+wait_until 30 log_has "route hold: max_instances (2) reached: connections wait" || fail "nobody waits"
 
 kids=$(cat "$tmp/h1" "$tmp/h2" "$tmp/s1" "$tmp/s2")
 start=$(date +%s%N)
@@ -67,5 +67,5 @@ grep -qE "route=hold .*end=stopped .*signal=TERM run_ms=[0-9.]* killed=TERM" "$l
 grep -qE "route=stubborn .*end=stopped .*signal=KILL run_ms=[0-9.]* killed=KILL" "$log" ||
 	fail "no SIGKILL after kill_grace"
 [ "$(grep -c "route=hold .*end=stopped queued_ms=" "$log")" -ge 1 ] || fail "queued connections not closed at the stop"
-log_has "stopped$" || fail "no clean stop line"
+log_wait 30 "stopped$" || fail "no clean stop line"
 echo "PASS: exec stop (children survive a reload, stop in $ms ms: SIGTERM, SIGKILL after kill_grace, queue closed)"

@@ -38,17 +38,17 @@ start=$(date +%s%N)
 timeout 15 socat -t 10 -u TCP4:127.0.0.1:$p_stub - >"$tmp/stub" || fail "stubborn: socat failed"
 ms=$((($(date +%s%N) - start) / 1000000))
 [ "$ms" -ge 1900 ] && [ "$ms" -lt 8000 ] || fail "the stubborn child ended after $ms ms, not ~2 s"
-wait_until 5 log_has "route=stubborn .*end=timeout pid=[0-9]* signal=KILL run_ms=[0-9.]* killed=KILL" ||
+wait_until 30 log_has "route=stubborn .*end=timeout pid=[0-9]* signal=KILL run_ms=[0-9.]* killed=KILL" ||
 	fail "no access line with SIGKILL after the timeout"
-log_has "route=stubborn .*signal=KILL" || fail "stubborn child not killed"
+log_wait 30 "route=stubborn .*signal=KILL" || fail "stubborn child not killed"
 grandchild=$(sed -n 2p "$tmp/stub")
 [ -n "$grandchild" ] || fail "no grandchild pid"
 alive() { [ -d "/proc/$1" ] && ! grep -q '^State:.*Z' "/proc/$1/status" 2>/dev/null; }
-wait_until 5 eval '! alive '"$grandchild" || fail "the process group outlived the timeout"
+wait_until 30 eval '! alive '"$grandchild" || fail "the process group outlived the timeout"
 
 # a plain child: SIGTERM at the timeout is enough
 timeout 15 socat -t 10 -u TCP4:127.0.0.1:$p_term - >/dev/null
-wait_until 5 log_has "route=polite .*end=timeout pid=[0-9]* signal=TERM run_ms=[0-9.]* killed=TERM" ||
+wait_until 30 log_has "route=polite .*end=timeout pid=[0-9]* signal=TERM run_ms=[0-9.]* killed=TERM" ||
 	fail "no SIGTERM at the timeout"
 
 # never reads: the client can send only what fits in the buffers, until the timeout
@@ -68,9 +68,9 @@ for p in $p_flood $p_sflood; do
 	[ $((rss2 - rss1)) -lt 4096 ] || fail "daemon RSS grew from $rss1 to $rss2 kB with a flooding child"
 	exec 3<&- # the client goes: the child's next write gets SIGPIPE
 done
-wait_until 5 log_has "route=flood .*signal=PIPE" || fail "the flooding child (pipe) did not end with SIGPIPE"
+wait_until 30 log_has "route=flood .*signal=PIPE" || fail "the flooding child (pipe) did not end with SIGPIPE"
 # with the connection itself as stdout, the client's close resets it: EPIPE or ECONNRESET
-wait_until 5 grep -qE "route=sflood .*(signal=PIPE|exit=1)" "$log" || fail "the flooding child (socket) did not end"
+wait_until 30 grep -qE "route=sflood .*(signal=PIPE|exit=1)" "$log" || fail "the flooding child (socket) did not end"
 out=$(grep -o "route=flood .* out=[0-9]*" "$log" | grep -o "out=[0-9]*$" | cut -d= -f2)
 [ "$out" -lt 67108864 ] || fail "$out bytes relayed to a client that read none"
 

@@ -206,7 +206,7 @@ for i in $(seq 40); do echo "$i" >"$www/sub/deeper/f$i"; done
 for i in $(seq 40); do [ "$(curl -s "$u/sub/deeper/f$i")" = "$i" ] || fail "f$i"; done
 reload_and_wait
 same_bytes mid.bin
-log_has "method=GET path=/mid.bin status=200 bytes=" || fail "no access-log line for /mid.bin"
+log_wait 30 "method=GET path=/mid.bin status=200 bytes=" || fail "no access-log line for /mid.bin"
 
 stop_daemon TERM
 [ "$rc" = 0 ] || fail "exit status $rc"

@@ -39,10 +39,10 @@ for e in $EPERM $ENOSYS; do
 	: >"$log"
 	start_daemon "$tmp/conf.yaml"
 	if [ "$e" = $EPERM ]; then
-		log_has "files: cachestat(2) is not permitted (a seccomp filter; under systemd add it to SystemCallFilter=)" ||
+		log_wait 30 "files: cachestat(2) is not permitted (a seccomp filter; under systemd add it to SystemCallFilter=)" ||
 			fail "no warning naming the filter"
 	else
-		log_has "files: cachestat(2) is not in this kernel" || fail "no warning naming the kernel"
+		log_wait 30 "files: cachestat(2) is not in this kernel" || fail "no warning naming the kernel"
 	fi
 	for f in sf.bin 1m.bin 3m.bin; do
 		for i in 1 2 3; do
@@ -66,7 +66,7 @@ for e in $EPERM $ENOSYS; do
 	r1=$(awk '/^syscr/ { print $2 }' /proc/"$pid"/io)
 	[ $((r1 - r0)) = 0 ] || fail "an uncached body went by sendfile (errno $e)"
 	reload_and_wait
-	log_has "reload: generation 2" || fail "reload rejected"
+	log_wait 30 "reload: generation 2" || fail "reload rejected"
 	[ "$(log_count "cachestat(2)")" = 1 ] || fail "the warning was said $(log_count "cachestat(2)") times"
 	stop_daemon TERM
 	[ "$rc" = 0 ] || fail "exit status $rc"

@@ -29,7 +29,7 @@ start_daemon "$tmp/conf.yaml"
 
 echo_ok TCP4:127.0.0.1:$pa || fail "acl: an allowed client was refused"
 echo_ok TCP4:127.0.0.1:$pd && fail "acl: a denied client got an echo"
-wait_until 5 log_has "access listener=denied route=deny_one client=127.0.0.1:[0-9]* end=denied stage=acl" ||
+wait_until 30 log_has "access listener=denied route=deny_one client=127.0.0.1:[0-9]* end=denied stage=acl" ||
 	fail "acl: no denied line in the access log"
 echo_ok TCP6:[::1]:$p6 && fail "acl: ::1 passed an IPv4-only allow list"
 
@@ -39,7 +39,7 @@ for _ in $(seq 10); do echo_ok TCP4:127.0.0.1:$pr && passed=$((passed + 1)); don
 [ "$passed" -ge 3 ] && [ "$passed" -le 5 ] || fail "rate_limit: $passed of 10 passed (want 3, or 4-5 if refills came in)"
 # each refusal's access log line comes as its connection ends, maybe after echo_ok did
 denied_lines() { log_count "route=limited client=127.0.0.1:[0-9]* end=denied stage=rate_limit"; }
-wait_until 5 eval '[ $(($(denied_lines) + passed)) = 10 ]' ||
+wait_until 30 eval '[ $(($(denied_lines) + passed)) = 10 ]' ||
 	fail "rate_limit: $passed passed + $(denied_lines) denied != 10"
 sleep 1.2 # 2 tokens per second come back
 echo_ok TCP4:127.0.0.1:$pr || fail "rate_limit: still refused after the bucket refilled"

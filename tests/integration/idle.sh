@@ -23,7 +23,7 @@ routes:
 CONF
 start_daemon "$tmp/conf.yaml"
 for i in 1 2 3; do echo_ok TCP4:127.0.0.1:$p || fail "echo $i"; done
-log_has "access listener=echo" || fail "no access log line"
+log_wait 30 "access listener=echo" || fail "no access log line"
 names=$(cat /proc/"$pid"/task/*/comm | sort | tr '\n' ' ')
 for want in sp-log sp-shard-0 sp-shard-1 sp-helper-0; do
 	[[ " $names" == *" $want "* ]] || fail "no thread named $want (threads: $names)"
@@ -80,5 +80,5 @@ n=$(log_count "access listener=echo")
 exec {HOLD[1]}>&-
 stop_daemon TERM
 [ "$rc" = 0 ] || fail "exit status $rc after SIGTERM"
-log_has "stopped" || fail "no 'stopped' line"
+log_wait 30 "stopped" || fail "no 'stopped' line"
 echo "PASS: idle daemon with 300 idle keep-alive connections woke $woke times in 3 s (threads named sp-*); logging resumes after the quiet spell"

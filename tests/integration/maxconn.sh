@@ -22,7 +22,7 @@ for i in 1 2 3; do
 	eval "hold$i=\$!"
 	started_pids+=("$!")
 done
-wait_until 5 log_has "max_connections (3) reached: accepting paused" || fail "no pause at 3 connections"
+wait_until 30 log_has "max_connections (3) reached: accepting paused" || fail "no pause at 3 connections"
 
 # the fourth waits: no answer while paused
 cpu_before=$(awk '{print $14 + $15}' /proc/$pid/stat)
@@ -35,8 +35,8 @@ cpu_after=$(awk '{print $14 + $15}' /proc/$pid/stat)
 [ $((cpu_after - cpu_before)) -le 20 ] || fail "paused daemon used $((cpu_after - cpu_before)) ticks in 1.5 s (busy loop?)"
 
 kill "$hold1"
-wait_until 5 grep -q waiting "$tmp/fourth" || fail "the waiting client was not served after a slot freed"
-log_has "accepting resumed" || fail "no resume line"
+wait_until 30 grep -q waiting "$tmp/fourth" || fail "the waiting client was not served after a slot freed"
+log_wait 30 "accepting resumed" || fail "no resume line"
 kill "$hold2" "$hold3" "$fourth" 2>/dev/null
 stop_daemon TERM
 [ "$rc" = 0 ] || fail "exit status $rc"

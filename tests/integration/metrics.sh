@@ -55,7 +55,7 @@ for _ in 1 2 3; do echo_ok TCP4:127.0.0.1:$pg && fail "acl let a client through"
 passed=0
 for _ in 1 2 3 4 5; do echo_ok TCP4:127.0.0.1:$pr && passed=$((passed + 1)); done
 [ "$passed" = 2 ] || fail "rate_limit: $passed of 5 passed, want the burst of 2"
-wait_until 5 eval '[ "$(jget "$("$ctl" -s "$sock" --json routes)" "sum(r[\"active\"] for r in j[\"routes\"] if r[\"name\"] != \"metrics\")")" = 0 ]' ||
+wait_until 30 eval '[ "$(jget "$("$ctl" -s "$sock" --json routes)" "sum(r[\"active\"] for r in j[\"routes\"] if r[\"name\"] != \"metrics\")")" = 0 ]' ||
 	fail "sessions never closed"
 
 # the text is strict Prometheus, and says what stats says
@@ -186,19 +186,19 @@ for i in 1 2 3; do
 	eval "hold$i=\$!"
 	started_pids+=("$!")
 done
-wait_until 5 eval '[ "$(lfield echo-in active)" = 3 ]' || fail "three held sessions"
+wait_until 30 eval '[ "$(lfield echo-in active)" = 3 ]' || fail "three held sessions"
 write_conf 2
 out=$("$ctl" -s "$sock" reload) || fail "reload: $out"
 echo_ok TCP4:127.0.0.1:$pe && fail "served past max_connections"
-wait_until 5 log_has "max_connections (2) reached: accepting paused" || fail "no pause"
+wait_until 30 log_has "max_connections (2) reached: accepting paused" || fail "no pause"
 (echo waiting; sleep 10) | timeout 15 socat - TCP4:127.0.0.1:$pe >"$tmp/waiter" &
 started_pids+=("$!")
 [ "$(lfield echo-in refused_limit)" = 1 ] || fail "refused_limit after one refusal: $(lfield echo-in refused_limit)"
 kill "$hold1" "$hold2"
-wait_until 10 grep -q waiting "$tmp/waiter" || fail "the waiting client was not served after the limit"
+wait_until 30 grep -q waiting "$tmp/waiter" || fail "the waiting client was not served after the limit"
 [ "$(lfield echo-in refused_limit)" = 1 ] || fail "refused_limit moved for a client that waited"
 kill "$hold3" 2>/dev/null
-wait_until 5 eval 'scrape 2>/dev/null | grep -q "^spargiod_listener_refused_total{listener=\"echo-in\",reason=\"limit\"} 1\$"' ||
+wait_until 30 eval 'scrape 2>/dev/null | grep -q "^spargiod_listener_refused_total{listener=\"echo-in\",reason=\"limit\"} 1\$"' ||
 	fail "metrics do not show the refusal: $(scrape | grep refused)"
 
 stop_daemon TERM

@@ -23,7 +23,7 @@ routes:
 CONF
 chmod 755 "$tmp"; chmod 644 "$tmp/conf.yaml" # reloads read it as nobody
 start_daemon "$tmp/conf.yaml"
-log_has "running as user nobody" || fail "no privilege-drop line"
+log_wait 30 "running as user nobody" || fail "no privilege-drop line"
 nobody_uid=$(id -u nobody)
 for status in /proc/$pid/task/*/status; do
 	uids=$(awk '/^Uid:/{print $2, $3, $4, $5}' "$status")
@@ -34,7 +34,7 @@ done
 echo_ok TCP4:127.0.0.1:$low || fail "echo on the privileged port"
 echo_ok TCP4:127.0.0.1:$port || fail "echo"
 reload_and_wait
-log_has "reload: generation 2 running" || fail "reload after the drop"
+log_wait 30 "reload: generation 2 running" || fail "reload after the drop"
 echo_ok TCP4:127.0.0.1:$low || fail "the privileged port after a reload"
 stop_daemon TERM
 [ "$rc" = 0 ] || fail "exit status $rc"

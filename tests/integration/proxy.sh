@@ -54,7 +54,7 @@ start_daemon "$tmp/conf.yaml"
 # 100 MiB up and back down at the same time through proxy -> echo
 got=$(timeout 60 socat -t 20 -b 262144 - TCP4:127.0.0.1:$pf <"$tmp/big" | sha256sum | cut -d' ' -f1)
 [ "$got" = "$want" ] || fail "100 MiB through proxy+echo came back different"
-wait_until 5 log_has "access listener=fe route=to-echo .* in=104857600 out=104857600 end=closed upstream=echo server=127.0.0.1:$pe connect_ms=[0-9.]* tries=1" ||
+wait_until 30 log_has "access listener=fe route=to-echo .* in=104857600 out=104857600 end=closed upstream=echo server=127.0.0.1:$pe connect_ms=[0-9.]* tries=1" ||
 	fail "no access log line with the 100 MiB and the server fields"
 
 # 100 MiB up, then half close: the server hashes to EOF and answers on the open half
@@ -89,13 +89,13 @@ open(sys.argv[2], "w").write(h.hexdigest())
 PY
 slow=$!
 started_pids+=("$slow")
-wait_until 10 test -e "$tmp/slow.stalled" || fail "the slow reader got no first MiB"
+wait_until 30 test -e "$tmp/slow.stalled" || fail "the slow reader got no first MiB"
 sleep 0.5
 during=$(pipes)
 [ "$during" = $((before + 2)) ] || fail "a stalled download holds $((during - before)) pipe fds, want 2"
 wait "$slow" || fail "the slow reader failed"
 [ "$(cat "$tmp/slow")" = "$want" ] || fail "the slow reader's 100 MiB came back different"
-wait_until 5 eval '[ "$(pipes)" = "$before" ]' || fail "pipes left after the download: $(pipes), before $before"
+wait_until 30 eval '[ "$(pipes)" = "$before" ]' || fail "pipes left after the download: $(pipes), before $before"
 
 # a server reset reaches the client as a reset
 out=$(python3 - "$pz" <<'PY'
@@ -109,7 +109,7 @@ except ConnectionResetError:
 PY
 )
 [ "$out" = reset ] || fail "server reset reached the client as '$out'"
-wait_until 5 log_has "route=to-reset .* end=server reset" || fail "no 'server reset' access line"
+wait_until 30 log_has "route=to-reset .* end=server reset" || fail "no 'server reset' access line"
 
 # a reset at the end of a 100 MiB stream (spliced: the relay is still passing it on)
 # reaches the client as a reset, never as a clean end of stream
@@ -129,7 +129,7 @@ except ConnectionResetError:
 PY
 )
 [ "$out" = reset ] || fail "a server reset mid-stream reached the client as '$out'"
-wait_until 5 log_has "route=to-sendreset .* end=server reset" || fail "no 'server reset' line for the stream"
+wait_until 30 log_has "route=to-sendreset .* end=server reset" || fail "no 'server reset' line for the stream"
 
 # unix-socket upstream, pinned placement
 echo_ok TCP4:127.0.0.1:$pu || fail "proxy to a unix-socket upstream"
@@ -157,7 +157,7 @@ ms=$((($(date +%s%N) - start) / 1000000))
 [ "$out" = eof ] || fail "idle client: $out"
 # the last byte moved at 2.1 s: the close comes 2 s later, not during the activity
 [ "$ms" -ge 3900 ] || fail "idle connection closed after $ms ms, before 2.1 s of activity + 2 s idle"
-wait_until 5 log_has "route=idle .* end=idle timeout" || fail "no 'idle timeout' access line"
+wait_until 30 log_has "route=idle .* end=idle timeout" || fail "no 'idle timeout' access line"
 
 # a spliced download in flight across a reload and then the drain of the stop: intact
 python3 - "$py" "$tmp/through" <<'PY' &
@@ -179,11 +179,11 @@ open(sys.argv[2], "w").write(h.hexdigest())
 PY
 through=$!
 started_pids+=("$through")
-wait_until 10 test -e "$tmp/through.started" || fail "the download across the reload did not start"
+wait_until 30 test -e "$tmp/through.started" || fail "the download across the reload did not start"
 kill -HUP "$pid"
-wait_until 10 log_has "reload: generation 2" || fail "no reload"
+wait_until 30 log_has "reload: generation 2" || fail "no reload"
 stop_daemon TERM 30
-log_has "stopping; draining 1 connections" || fail "the download was not in flight at the stop"
+log_wait 30 "stopping; draining 1 connections" || fail "the download was not in flight at the stop"
 wait "$through" || fail "the reader across the reload and the stop failed"
 [ "$(cat "$tmp/through")" = "$want" ] || fail "the download across a reload and the drain came back different"
 [ "$rc" = 0 ] || fail "exit status $rc"

@@ -93,7 +93,7 @@ out=$(tags $pbk 10)
 # source_hash without B (reload): only B's clients move
 write_conf "\"127.0.0.1:$pa\", \"127.0.0.1:$pc\""
 reload_and_wait
-log_has "reload: generation 2" || fail "reload rejected"
+log_wait 30 "reload: generation 2" || fail "reload rejected"
 for i in $(seq 2 31); do
 	t=$(tags $psh 1 close 127.0.0.$i)
 	if [ "${first[$i]}" = B ]; then

@@ -52,14 +52,14 @@ start_daemon "$tmp/conf.yaml"
 # failover: every connection reaches A, the refused server is retried past, then down
 out=$(tags $pfo 12)
 [ "$(count A "$out")" = 12 ] || fail "failover: $(tr '\n' ' ' <<<"$out")"
-wait_until 5 log_has "upstream fo: server 127.0.0.1:$dead is down (3 connect failures in a row, last: Connection refused)" ||
+wait_until 30 log_has "upstream fo: server 127.0.0.1:$dead is down (3 connect failures in a row, last: Connection refused)" ||
 	fail "no log line for the refused server going down"
-log_has "route=fo .* server=127.0.0.1:$pa connect_ms=[0-9.]* tries=2" || fail "no access line with tries=2"
+log_wait 30 "route=fo .* server=127.0.0.1:$pa connect_ms=[0-9.]* tries=2" || fail "no access line with tries=2"
 
 # no retries, no other server: the client is closed, the log says why
 out=$(tags $pone 1)
 [ "$out" = - ] || fail "one dead server: got '$out'"
-wait_until 5 log_has "route=one .* end=connect failed upstream=one server=127.0.0.1:$dead tries=1" ||
+wait_until 30 log_has "route=one .* end=connect failed upstream=one server=127.0.0.1:$dead tries=1" ||
 	fail "no 'connect failed' access line"
 
 # health checks: B stops listening -> down after 2 failed checks; traffic goes to C
@@ -67,7 +67,7 @@ out=$(tags $phc 10)
 [ "$(count B "$out")" -ge 3 ] || fail "health: B unused while up: $(tr '\n' ' ' <<<"$out")"
 kill "$pid_b"
 wait "$pid_b" 2>/dev/null
-wait_until 10 log_has "upstream hc: server 127.0.0.1:$pb is down (2 health checks failed, last: Connection refused)" ||
+wait_until 30 log_has "upstream hc: server 127.0.0.1:$pb is down (2 health checks failed, last: Connection refused)" ||
 	fail "health check did not take B down"
 out=$(tags $phc 10)
 [ "$(count C "$out")" = 10 ] || fail "health: traffic to a down server: $(tr '\n' ' ' <<<"$out")"
@@ -77,14 +77,14 @@ srv='[s for u in j["upstreams"] if u["name"]=="hc" for s in u["servers"] if s["a
 [ "$(jget "$up" "$srv['checks_failed'] >= 2")" = True ] || fail "upstreams check counts: $up"
 # B listens again -> up after 2 good checks; it gets traffic again
 start_backend tag $pb B
-wait_until 10 log_has "upstream hc: server 127.0.0.1:$pb is up (2 health checks passed)" ||
+wait_until 30 log_has "upstream hc: server 127.0.0.1:$pb is up (2 health checks passed)" ||
 	fail "health check did not bring B back up"
 out=$(tags $phc 10)
 [ "$(count B "$out")" -ge 3 ] || fail "health: B unused after coming back: $(tr '\n' ' ' <<<"$out")"
 
 # server disable / enable through spargioctl; upstreams shows the state and counters
 "$ctl" -s "$tmp/control.sock" server disable hc 127.0.0.1:$pb >/dev/null || fail "server disable"
-wait_until 5 log_has "upstream hc: server 127.0.0.1:$pb disabled by the operator" || fail "no log line for disable"
+wait_until 30 log_has "upstream hc: server 127.0.0.1:$pb disabled by the operator" || fail "no log line for disable"
 out=$(tags $phc 10)
 [ "$(count C "$out")" = 10 ] || fail "disabled server still used: $(tr '\n' ' ' <<<"$out")"
 up=$("$ctl" -s "$tmp/control.sock" --json upstreams)
@@ -92,13 +92,13 @@ up=$("$ctl" -s "$tmp/control.sock" --json upstreams)
 [ "$(jget "$up" "$srv['total'] >= 6")" = True ] || fail "upstreams total: $up"
 # a reload keeps the operator's choice (and the health checks move to the new generation)
 reload_and_wait
-log_has "reload: generation 2" || fail "reload rejected"
+log_wait 30 "reload: generation 2" || fail "reload rejected"
 up=$("$ctl" -s "$tmp/control.sock" --json upstreams)
 [ "$(jget "$up" "$srv['state']")" = disabled ] || fail "disable lost across the reload: $up"
 out=$(tags $phc 6)
 [ "$(count C "$out")" = 6 ] || fail "disabled server used after the reload: $(tr '\n' ' ' <<<"$out")"
 n0=$(jget "$up" "$srv['checks_ok']")
-wait_until 5 eval '[ "$(jget "$("$ctl" -s "$tmp/control.sock" --json upstreams)" "$srv[\"checks_ok\"]")" -gt "$n0" ]' ||
+wait_until 30 eval '[ "$(jget "$("$ctl" -s "$tmp/control.sock" --json upstreams)" "$srv[\"checks_ok\"]")" -gt "$n0" ]' ||
 	fail "no health check ran in the new generation"
 "$ctl" -s "$tmp/control.sock" server enable hc 127.0.0.1:$pb >/dev/null || fail "server enable"
 out=$(tags $phc 10)
@@ -119,7 +119,7 @@ out=$(tags $pto 1)
 ms=$((($(date +%s%N) - start) / 1000000))
 [ "$out" = - ] || fail "black hole answered '$out'"
 [ "$ms" -ge 250 ] && [ "$ms" -le 3000 ] || fail "black hole: closed after $ms ms, connect_timeout is 300 ms"
-wait_until 5 log_has "route=bh .* end=connect failed upstream=bh server=127.0.0.1:$pbh tries=1" ||
+wait_until 30 log_has "route=bh .* end=connect failed upstream=bh server=127.0.0.1:$pbh tries=1" ||
 	fail "no access line for the black hole"
 out=$(tags $pto2 1)
 [ "$out" = A ] || fail "black hole then retry: got '$out'"

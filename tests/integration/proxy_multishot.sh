@@ -61,9 +61,9 @@ run() {
 	wait "$tpid" || fail "$name: the client failed: $(cat "$tmp/trickle.out")"
 	{ read -r sent; read -r got; } <"$tmp/trickle.out"
 	[ -n "$sent" ] && [ "$got" = "$sent" ] || fail "$name: the server hashed $got, the client sent $sent"
-	wait_until 5 log_has "route=to-slow .* in=1024000 out=65 end=closed" ||
+	wait_until 30 log_has "route=to-slow .* in=1024000 out=65 end=closed" ||
 		fail "$name: no clean end with every byte in the access log"
-	wait_until 5 eval '[ "$(bufs_free)" = 256 ]' || fail "$name: $(bufs_free) buffers free after, want 256"
+	wait_until 30 eval '[ "$(bufs_free)" = 256 ]' || fail "$name: $(bufs_free) buffers free after, want 256"
 	echo "$name: at most $held provided buffers held while the server stalled"
 	[ "$held" -le "$max" ] || fail "$name: $held buffers held for one stalled connection, want at most $max"
 	stop_daemon
@@ -71,11 +71,11 @@ run() {
 
 run multishot 8
 if log_has "relay: this kernel has no limited multishot receive"; then
-	echo "this kernel has no limited multishot receive (before 6.17): the fallback ran"
+	skip_part "multishot receive: this kernel has none (before 6.17), the queue behind a send is not tested"
 else
 	[ "$held" -ge 2 ] || fail "multishot: only $held buffer held: no message waited behind the send (the queue went untested)"
 fi
 run no-multishot 1 SPARGIOD_PROXY_NO_MULTISHOT=1
-log_has "relay: SPARGIOD_PROXY_NO_MULTISHOT: one receive per message" || fail "the fallback was not logged"
+log_wait 30 "relay: SPARGIOD_PROXY_NO_MULTISHOT: one receive per message" || fail "the fallback was not logged"
 
 echo "PASS: proxy multishot receive (a stalled server: a few buffers held, then back-pressure; every byte in order; the fallback alike)"

@@ -48,12 +48,12 @@ for e in $EPERM $ENOSYS; do
 	[ "$got" = "$want" ] || fail "errno $e: the 30 MiB download came back different"
 	got=$(timeout 60 socat -t 20 -b 262144 - TCP4:127.0.0.1:$pf <"$tmp/big" | sha256sum | cut -d' ' -f1)
 	[ "$got" = "$want" ] || fail "errno $e: 30 MiB through proxy+echo came back different"
-	wait_until 5 log_has "route=to-down .* out=31457280 end=closed" || fail "errno $e: the download did not end cleanly"
+	wait_until 30 log_has "route=to-down .* out=31457280 end=closed" || fail "errno $e: the download did not end cleanly"
 	if [ "$e" = $EPERM ]; then
-		log_has "proxy: splice(2) is not permitted (a seccomp filter; under systemd add it to SystemCallFilter=): streams are relayed through buffers" ||
+		log_wait 30 "proxy: splice(2) is not permitted (a seccomp filter; under systemd add it to SystemCallFilter=): streams are relayed through buffers" ||
 			fail "no warning naming the filter"
 	else
-		log_has "proxy: splice(2) is not in this kernel: streams are relayed through buffers" ||
+		log_wait 30 "proxy: splice(2) is not in this kernel: streams are relayed through buffers" ||
 			fail "no warning naming the kernel"
 	fi
 	[ "$(log_count "proxy: splice(2)")" = 1 ] || fail "errno $e: the warning came $(log_count "proxy: splice(2)") times, want once"
@@ -70,7 +70,7 @@ time.sleep(1.5)
 PY
 	slow=$!
 	started_pids+=("$slow")
-	wait_until 10 test -e "$tmp/stalled" || fail "errno $e: the slow reader got no first MiB"
+	wait_until 30 test -e "$tmp/stalled" || fail "errno $e: the slow reader got no first MiB"
 	[ "$(pipes)" = "$before" ] || fail "errno $e: pipes held while splice is refused: $(pipes), before $before"
 	wait "$slow"
 	rm -f "$tmp/stalled"

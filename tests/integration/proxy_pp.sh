@@ -63,7 +63,7 @@ out=$(send $p1 "$(hex $'PROXY TCP4 10.1.2.3 192.0.2.9 1234 80\r\n')")
 [ "$out" = "payload 12345" ] || fail "v1 in: got '$out'"
 [ "$(last_seen)" = "$(hex $'PROXY TCP4 10.1.2.3 192.0.2.9 1234 80\r\npayload 12345\n')" ] ||
 	fail "v1 out: server saw $(last_seen)"
-wait_until 5 log_has "listener=in-v1 route=out-v1 client=10.1.2.3:1234 .* end=closed upstream=rec" ||
+wait_until 30 log_has "listener=in-v1 route=out-v1 client=10.1.2.3:1234 .* end=closed upstream=rec" ||
 	fail "access log does not name the PROXY client"
 
 # v2 in (inet), v2 out: byte for byte
@@ -88,7 +88,7 @@ last_seen | grep -q "^$(hex 'PROXY TCP4 127.0.0.1 127.0.0.1 ')" || fail "v2 LOCA
 n=$(wc -l <"$tmp/seen")
 out=$(send $pa "$(hex $'PROXY TCP4 10.66.1.1 192.0.2.9 1234 80\r\n')")
 [ "$out" = closed ] || fail "denied PROXY source got '$out'"
-wait_until 5 log_has "listener=in-acl route=acl client=10.66.1.1:1234 .* end=denied stage=acl" ||
+wait_until 30 log_has "listener=in-acl route=acl client=10.66.1.1:1234 .* end=denied stage=acl" ||
 	fail "no denied access line for the PROXY source"
 out=$(send $pa "$(hex $'PROXY TCP4 10.67.1.1 192.0.2.9 1234 80\r\n')")
 [ "$out" = "payload 12345" ] || fail "allowed PROXY source got '$out'"

@@ -42,7 +42,7 @@ routes:
   - {name: closed, pipeline: [{acl: {deny: ["0.0.0.0/0"]}}, {echo: {}}]}
 CONF
 reload_and_wait
-log_has "reload: generation 2 running" || fail "reload 1 not applied"
+log_wait 30 "reload: generation 2 running" || fail "reload 1 not applied"
 echo_ok TCP4:127.0.0.1:$pc || fail "added listener c does not answer"
 echo_ok TCP4:127.0.0.1:$pb && fail "changed route of b still echoes"
 echo_ok TCP4:127.0.0.1:$pa || fail "unchanged a stopped answering"
@@ -60,8 +60,8 @@ routes:
   - {name: open, pipeline: [{echo: {}}]}
 CONF
 reload_and_wait
-log_has "reload: generation 3 running" || fail "reload 2 not applied"
-wait_until 5 eval "! (exec 3<>/dev/tcp/127.0.0.1/$pb) 2>/dev/null" || fail "removed listener b still accepts"
+log_wait 30 "reload: generation 3 running" || fail "reload 2 not applied"
+wait_until 30 eval "! (exec 3<>/dev/tcp/127.0.0.1/$pb) 2>/dev/null" || fail "removed listener b still accepts"
 echo_ok TCP4:127.0.0.1:$pc || fail "c after removing b"
 
 # a broken config: rejected with its position, the old one keeps serving
@@ -70,7 +70,7 @@ cat >>"$conf" <<CONF
   - {name: bad, pipeline: [{echo: {}}, {acl: {allow: ["300.1.2.3/8"]}}]}
 CONF
 reload_and_wait
-log_has "reload rejected; generation 3 keeps serving" || fail "broken config not rejected"
+log_wait 30 "reload rejected; generation 3 keeps serving" || fail "broken config not rejected"
 grep -qE "$conf:[0-9]+:[0-9]+: " "$log" || fail "rejection without FILE:LINE:COL"
 echo_ok TCP4:127.0.0.1:$pa || fail "a after a rejected reload"
 echo_ok TCP4:127.0.0.1:$pc || fail "c after a rejected reload"
@@ -80,13 +80,13 @@ python3 -c 'import socket,sys,time
 s=socket.socket(); s.bind(("127.0.0.1",int(sys.argv[1]))); s.listen(1); time.sleep(3)' "$pb" &
 holder=$!
 started_pids+=("$holder")
-wait_until 5 eval "(exec 3<>/dev/tcp/127.0.0.1/$pb) 2>/dev/null" || fail "helper socket did not listen"
+wait_until 30 eval "(exec 3<>/dev/tcp/127.0.0.1/$pb) 2>/dev/null" || fail "helper socket did not listen"
 cat >>"$conf" <<CONF
   - {name: taken, pipeline: [{echo: {}}]}
 CONF
 sed -i "s|^routes:|  - {name: b2, bind: \"127.0.0.1:$pb\", route: taken}\nroutes:|" "$conf"
 reload_and_wait
-log_has "listener 'b2': cannot bind 127.0.0.1:$pb" || fail "a bind failure was not reported"
+log_wait 30 "listener 'b2': cannot bind 127.0.0.1:$pb" || fail "a bind failure was not reported"
 echo_ok TCP4:127.0.0.1:$pa || fail "a after a failed bind"
 kill "$holder" 2>/dev/null
 

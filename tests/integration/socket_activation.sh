@@ -19,8 +19,8 @@ systemd-socket-activate -l 127.0.0.1:$port --fdname=web "$bin" -c "$tmp/conf.yam
 pid=$!
 started_pids+=("$pid")
 # systemd-socket-activate starts spargiod on the first connection, then execs it
-wait_until 10 echo_ok TCP4:127.0.0.1:$port || fail "no echo through the activated socket"
-log_has "generation 1, 1 listeners" || fail "no start-up line"
+wait_until 30 echo_ok TCP4:127.0.0.1:$port || fail "no echo through the activated socket"
+log_wait 30 "generation 1, 1 listeners" || fail "no start-up line"
 out=$("$load" --connect 127.0.0.1:$port --conns 200 --concurrency 4) || fail "load: $out"
 stop_daemon TERM
 [ "$rc" = 0 ] || fail "exit status $rc"
