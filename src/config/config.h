@@ -245,7 +245,7 @@ struct sp_config {
 		unsigned ring_entries; /* default 1024, power of two 8..32768 */
 		bool steal;            /* default true */
 		bool pin_cpus;         /* default false */
-		unsigned idle_spin_us; /* default 50 */
+		unsigned idle_spin_us; /* default 0 */
 	} engine;
 	struct {
 		char *socket; /* default /run/spargiod/control.sock */

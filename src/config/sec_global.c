@@ -11,7 +11,7 @@
 /*
  * Defaults of every optional key of the single-instance sections (spargiod.yaml(5)):
  *   engine:  shards auto (0: one per online CPU), ring_entries 1024, steal true,
- *            pin_cpus false, idle_spin_us 50
+ *            pin_cpus false, idle_spin_us 0
  *   control: socket /run/spargiod/control.sock, mode "0660"
  *   log:     level info, target auto, access_log true
  *   limits:  max_connections 65536, drain_timeout 30s
@@ -23,7 +23,7 @@ static void defaults(struct sp_cf_ctx *cx, struct sp_config *c)
 	c->engine.ring_entries = 1024;
 	c->engine.steal = true;
 	c->engine.pin_cpus = false;
-	c->engine.idle_spin_us = 50;
+	c->engine.idle_spin_us = 0;
 	c->control.socket = sp_cf_strdup(cx, "/run/spargiod/control.sock");
 	c->control.mode = 0660;
 	c->log.level = SP_LOG_INFO;

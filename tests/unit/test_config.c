@@ -347,7 +347,7 @@ START_TEST(test_defaults)
 	ck_assert_uint_eq(c->engine.ring_entries, 1024);
 	ck_assert(c->engine.steal);
 	ck_assert(!c->engine.pin_cpus);
-	ck_assert_uint_eq(c->engine.idle_spin_us, 50);
+	ck_assert_uint_eq(c->engine.idle_spin_us, 0);
 	ck_assert_str_eq(c->control.socket, "/run/spargiod/control.sock");
 	ck_assert_uint_eq(c->control.mode, 0660);
 	ck_assert_int_eq(c->log.level, SP_LOG_INFO);
