@@ -354,6 +354,9 @@ START_TEST(test_defaults)
 	ck_assert_int_eq(c->log.target, SP_LOG_TARGET_AUTO);
 	ck_assert(c->log.access_log);
 	ck_assert_uint_eq(c->limits.max_connections, 65536);
+	ck_assert_uint_eq(c->limits.per_source, 0);
+	ck_assert_uint_eq(c->listeners[0].max_connections, 0);
+	ck_assert(!c->listeners[0].per_source_set);
 	ck_assert_uint_eq(c->limits.drain_timeout_ms, 30000);
 	ck_assert_ptr_null(c->process.user);
 	ck_assert_ptr_null(c->process.group);
