@@ -201,6 +201,9 @@ struct sp_conf_listener {
 	enum sp_listen_proto protocol; /* default tcp */
 	unsigned backlog;              /* default 1024 */
 	bool proxy_protocol;           /* default false */
+	unsigned max_connections;      /* default 0: limits.max_connections only */
+	unsigned per_source;           /* when per_source_set; else limits.per_source */
+	bool per_source_set;
 	struct sp_conf_tls_server *tls; /* NULL: plain */
 	struct sp_conf_route *route;
 };
@@ -245,7 +248,7 @@ struct sp_config {
 		unsigned ring_entries; /* default 1024, power of two 8..32768 */
 		bool steal;            /* default true */
 		bool pin_cpus;         /* default false */
-		unsigned idle_spin_us; /* default 50 */
+		unsigned idle_spin_us; /* default 0 */
 	} engine;
 	struct {
 		char *socket; /* default /run/spargiod/control.sock */
@@ -258,6 +261,7 @@ struct sp_config {
 	} log;
 	struct {
 		unsigned max_connections; /* default 65536 */
+		unsigned per_source;      /* per address and listener; default 0: no cap */
 		uint64_t drain_timeout_ms; /* default 30s */
 	} limits;
 	struct {

@@ -11,10 +11,10 @@
 /*
  * Defaults of every optional key of the single-instance sections (spargiod.yaml(5)):
  *   engine:  shards auto (0: one per online CPU), ring_entries 1024, steal true,
- *            pin_cpus false, idle_spin_us 50
+ *            pin_cpus false, idle_spin_us 0
  *   control: socket /run/spargiod/control.sock, mode "0660"
  *   log:     level info, target auto, access_log true
- *   limits:  max_connections 65536, drain_timeout 30s
+ *   limits:  max_connections 65536, drain_timeout 30s, per_source 0 (no cap)
  *   process: user and group unset (the daemon stays who it was started as)
  */
 static void defaults(struct sp_cf_ctx *cx, struct sp_config *c)
@@ -23,7 +23,7 @@ static void defaults(struct sp_cf_ctx *cx, struct sp_config *c)
 	c->engine.ring_entries = 1024;
 	c->engine.steal = true;
 	c->engine.pin_cpus = false;
-	c->engine.idle_spin_us = 50;
+	c->engine.idle_spin_us = 0;
 	c->control.socket = sp_cf_strdup(cx, "/run/spargiod/control.sock");
 	c->control.mode = 0660;
 	c->log.level = SP_LOG_INFO;
@@ -136,14 +136,16 @@ static void logging(struct sp_cf_ctx *cx, const struct sp_ynode *map)
 
 static void limits(struct sp_cf_ctx *cx, const struct sp_ynode *map)
 {
-	static const char *const keys[] = { "max_connections", "drain_timeout", NULL };
-	enum { MAXCONN, DRAIN, N };
+	static const char *const keys[] = { "max_connections", "drain_timeout", "per_source",
+					    NULL };
+	enum { MAXCONN, DRAIN, PER_SOURCE, N };
 	const struct sp_ynode *v[N];
 	if (!sp_cf_fields(cx, map, "'limits'", keys, v))
 		return;
 	sp_cf_uint(cx, v[MAXCONN], "max_connections", 1, 1u << 24,
 		   &cx->cfg->limits.max_connections);
 	sp_cf_duration(cx, v[DRAIN], "drain_timeout", 0, &cx->cfg->limits.drain_timeout_ms);
+	sp_cf_uint(cx, v[PER_SOURCE], "per_source", 0, 65535, &cx->cfg->limits.per_source);
 }
 
 static void process(struct sp_cf_ctx *cx, const struct sp_ynode *map)

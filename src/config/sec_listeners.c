@@ -12,7 +12,8 @@
 #include "config/schema.h"
 
 /*
- * Defaults: protocol tcp, backlog 1024, proxy_protocol false, no tls.
+ * Defaults: protocol tcp, backlog 1024, proxy_protocol false, no tls, max_connections
+ * and per_source unset (limits.max_connections and limits.per_source apply).
  * tls: min_version "1.2", no alpn; cert and key are required.
  */
 
@@ -73,9 +74,10 @@ static const struct sp_ynode *listener(struct sp_cf_ctx *cx, const struct sp_yno
 				       const struct sp_ynode **bind_at)
 {
 	static const char *const keys[] = { "name",	      "bind", "protocol", "backlog",
-					    "proxy_protocol", "tls",  "route",	  NULL };
+					    "proxy_protocol", "tls",  "route",	  "max_connections",
+					    "per_source",     NULL };
 	static const char *const protocols[] = { "tcp", "udp", NULL };
-	enum { NAME, BIND, PROTOCOL, BACKLOG, PROXY_PROTOCOL, TLS, ROUTE, N };
+	enum { NAME, BIND, PROTOCOL, BACKLOG, PROXY_PROTOCOL, TLS, ROUTE, MAXCONN, PER_SOURCE, N };
 	const struct sp_ynode *v[N];
 	int p;
 	l->pos = item->pos;
@@ -97,6 +99,10 @@ static const struct sp_ynode *listener(struct sp_cf_ctx *cx, const struct sp_yno
 						 "not a unix socket");
 	}
 	sp_cf_uint(cx, v[BACKLOG], "backlog", 1, 65535, &l->backlog);
+	sp_cf_uint(cx, v[MAXCONN], "max_connections", 1, 1u << 24, &l->max_connections);
+	if (v[PER_SOURCE])
+		l->per_source_set = sp_cf_uint(cx, v[PER_SOURCE], "per_source", 0, 65535,
+					       &l->per_source);
 	if (sp_cf_bool(cx, v[PROXY_PROTOCOL], "proxy_protocol", &l->proxy_protocol) &&
 	    l->proxy_protocol && udp)
 		sp_cf_error(cx, v[PROXY_PROTOCOL], "'proxy_protocol' is for tcp listeners only");

@@ -71,7 +71,7 @@ static json_t *listeners_json(struct sp_daemon *d)
 		struct sp_listener_figures f;
 		sp_figures_listener(e->sock, &f);
 		json_array_append_new(arr, json_pack(
-			"{s:s, s:s, s:s, s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:b}",
+			"{s:s, s:s, s:s, s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b}",
 			"name", e->conf->name, "bind", e->conf->bind.text,
 			"protocol", e->conf->protocol == SP_PROTO_UDP ? "udp" : "tcp",
 			"route", e->conf->route->name, "tls", e->conf->tls != NULL,
@@ -79,6 +79,7 @@ static json_t *listeners_json(struct sp_daemon *d)
 			"active", (json_int_t)f.active, "refused_limit", (json_int_t)f.refused_limit,
 			"refused_acl", (json_int_t)f.refused_acl,
 			"refused_rate_limit", (json_int_t)f.refused_rate_limit,
+			"refused_per_source", (json_int_t)f.refused_per_source,
 			"accepting", !LOAD(e->sock->closing) && !LOAD(d->paused)));
 	}
 	return arr;

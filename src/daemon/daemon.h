@@ -24,8 +24,9 @@ enum { SP_EXIT_OK = 0, SP_EXIT_CONFIG = 1, SP_EXIT_USAGE = 2, SP_EXIT_STARTUP = 
 struct sp_shard_ctx {
 	struct sp_daemon *d;
 	struct sp_gen *gen;           /* the generation new connections get here */
-	struct sp_msg sync_msg;       /* apply the accept pause state */
-	_Atomic bool sync_pending;    /* any thread */
+	struct sp_msg wake_msg;       /* a slot may be free: waiting acceptors try again */
+	_Atomic bool wake_pending;    /* any thread */
+	_Atomic bool starved;         /* any thread: an acceptor here waits for a slot */
 	struct sp_msg ping_msg;       /* watchdog: the shard answers when it runs */
 	_Atomic bool ping_pending;    /* any thread */
 	_Atomic uint64_t ping_ack;    /* read by the main thread */
@@ -46,9 +47,10 @@ struct sp_daemon {
 	uint64_t start_ns;
 
 	/* any thread */
-	_Atomic uint64_t active;           /* connections open */
+	_Atomic uint64_t active;           /* connections open, and slots taken to accept one */
 	_Atomic unsigned max_connections;
-	_Atomic bool paused;               /* accepting paused at max_connections */
+	_Atomic bool paused;               /* an acceptor found max_connections reached */
+	_Atomic bool starving;             /* some shard is starved (shards.c) */
 	_Atomic uint64_t ping_seq;
 	_Atomic bool access_log;
 	_Atomic uint64_t reloads_failed;
@@ -79,8 +81,8 @@ void sp_daemon_stop_accepting(struct sp_daemon *d);
 /* Control `drain`: stop accepting on l until a reload binds it again. False when it
  * is not accepting already. */
 bool sp_daemon_drain_listener(struct sp_daemon *d, struct sp_listener *l);
-/* Every shard applies the current pause state (after `paused` changed). */
-void sp_daemon_sync_accepting(struct sp_daemon *d);
+/* Every shard's acceptors waiting for a slot try again (after a limit was raised). */
+void sp_daemon_wake_acceptors(struct sp_daemon *d);
 void sp_daemon_ping(struct sp_daemon *d);   /* watchdog round: ask every shard */
 bool sp_daemon_pinged(struct sp_daemon *d); /* every shard answered the last round */
 void sp_daemon_shards_fini(struct sp_daemon *d); /* after the engine joined */

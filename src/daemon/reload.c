@@ -12,6 +12,7 @@
 
 #include "daemon/daemon.h"
 #include "engine/log.h"
+#include "net/srclimit.h"
 #include "upstream/upstream.h"
 
 void sp_prepared_abort(struct sp_prepared *p)
@@ -110,6 +111,8 @@ static void warn_restart_only(const struct sp_config *old, const struct sp_confi
 		sp_log(SP_LOG_WARN, "reload: process.user changed; it applies at the next restart");
 }
 
+static void set_listener_limits(struct sp_daemon *d, struct sp_prepared *p);
+
 void sp_daemon_commit(struct sp_daemon *d, struct sp_prepared *p)
 {
 	/* Retire the sockets the new config no longer binds: they stop accepting now. */
@@ -127,6 +130,7 @@ void sp_daemon_commit(struct sp_daemon *d, struct sp_prepared *p)
 	d->n_socks = p->n_socks;
 
 	warn_restart_only(d->cfg, p->cfg);
+	set_listener_limits(d, p);
 	atomic_store(&d->max_connections, p->cfg->limits.max_connections);
 	atomic_store(&d->access_log, p->cfg->log.access_log);
 	sp_log_set_level(p->cfg->log.level);
@@ -145,12 +149,24 @@ void sp_daemon_commit(struct sp_daemon *d, struct sp_prepared *p)
 	d->gen = p->gen;
 	d->cfg = p->cfg;
 	memset(p, 0, sizeof(*p));
-	if (atomic_load(&d->active) < atomic_load(&d->max_connections) && atomic_load(&d->paused)) {
-		/* a raised limit resumes accepting */
-		atomic_store(&d->paused, false);
-		if (d->eng)
-			sp_daemon_sync_accepting(d);
+	if (d->eng)
+		sp_daemon_wake_acceptors(d); /* a raised limit lets waiting clients in */
+}
+
+/* Each listener's limits as the new generation says; the per-source table on first use. */
+static void set_listener_limits(struct sp_daemon *d, struct sp_prepared *p)
+{
+	bool per_source = false;
+	for (size_t i = 0; i < p->gen->n_listeners; i++) {
+		const struct sp_gen_listener *e = &p->gen->listeners[i];
+		unsigned cap = e->conf->per_source_set ? e->conf->per_source
+						      : p->cfg->limits.per_source;
+		atomic_store(&e->sock->max, e->conf->max_connections);
+		per_source |= cap != 0;
+		atomic_store(&e->sock->per_source, cap);
 	}
+	if (per_source && sp_srclimit_init() < 0) /* a few pages, once */
+		sp_log(SP_LOG_ERR, "per_source: out of memory: connections are not counted");
 }
 
 static void log_errors(const struct sp_conf_errors *errs)

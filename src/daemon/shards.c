@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * shards.c - the daemon's side of each shard: adopting a new generation, the accept
- * handler with the max_connections pause, the watchdog ping and the graceful stop.
+ * shards.c - the daemon's side of each shard: adopting a new generation, the slots a
+ * connection takes (max_connections, listener limits, per-source caps) and the accept
+ * handler, the watchdog ping and the graceful stop.
  * Everything reaches a shard as an engine message and runs on that shard, so the state
  * in sp_shard_ctx needs no lock.
  */
@@ -10,6 +11,7 @@
 
 #include "daemon/daemon.h"
 #include "engine/log.h"
+#include "net/srclimit.h"
 #include "upstream/upstream.h"
 
 static struct sp_daemon *daemon_of; /* the one daemon of this process */
@@ -20,78 +22,115 @@ static struct sp_shard_ctx *my_ctx(void)
 }
 
 /* ------------------------------------------------------------------------------------ */
-/* Connection count and the max_connections pause                                        */
+/* Connection slots: max_connections, listeners' own limits, per-source caps              */
 
-/* Post ctx's sync message unless one is queued already: it applies the state current
- * when it runs, so one in the queue covers every change made before it runs. */
-static void post_sync(struct sp_shard_ctx *ctx);
-
-void sp_daemon_sync_accepting(struct sp_daemon *d)
+/*
+ * A connection takes its slots before it is accepted (listener.c asks, acquire): one of
+ * the listener's (l->active under l->max) and one of the daemon's (d->active under
+ * max_connections). An acceptor that finds none marks its shard starved and waits; a
+ * slot given back wakes the starved shards, whose waiting acceptors try again: as many
+ * get one as there are free, the others wait on, their clients in the backlog.
+ *
+ * No lost wake-up: a starving shard stores its flags, then tries once more; a releaser
+ * gives its slot back, then loads the flag. All seq_cst: either the retry sees the slot
+ * or the releaser sees the flag.
+ */
+static bool take(_Atomic uint64_t *c, uint64_t max)
 {
-	for (unsigned i = 0; i < d->nshards; i++)
-		post_sync(&d->ctx[i]);
+	uint64_t v = atomic_load(c);
+	while (v < max)
+		if (atomic_compare_exchange_weak(c, &v, v + 1))
+			return true;
+	return false;
 }
 
-static void apply_pause_state(struct sp_shard_ctx *ctx)
+static bool take_slots(struct sp_daemon *d, struct sp_listener *l)
 {
-	unsigned me = sp_shard_index(sp_shard_current());
-	bool paused = atomic_load(&ctx->d->paused);
-	for (size_t i = 0; ctx->gen && i < ctx->gen->n_listeners; i++) {
-		struct sp_listener *l = ctx->gen->listeners[i].sock;
-		l->acc[me].paused = paused;
-		if (paused)
-			sp_acceptor_stop(l);
-		else
-			sp_acceptor_start(l);
+	unsigned lmax = atomic_load(&l->max);
+	if (!lmax) {
+		atomic_fetch_add(&l->active, 1);
+	} else {
+		unsigned v = atomic_load(&l->active);
+		do {
+			if (v >= lmax)
+				return false;
+		} while (!atomic_compare_exchange_weak(&l->active, &v, v + 1));
 	}
+	if (take(&d->active, atomic_load(&d->max_connections)))
+		return true;
+	atomic_fetch_sub(&l->active, 1);
+	return false;
 }
 
-static void on_sync(struct sp_msg *m)
+static void post_wake(struct sp_shard_ctx *ctx);
+
+static void give_slots(struct sp_daemon *d, struct sp_listener *l)
 {
-	struct sp_shard_ctx *ctx = sp_container_of(m, struct sp_shard_ctx, sync_msg);
-	atomic_store(&ctx->sync_pending, false); /* before reading the state it applies */
-	apply_pause_state(ctx);
+	atomic_fetch_sub(&l->active, 1);
+	atomic_fetch_sub(&d->active, 1);
+	if (atomic_load(&d->starving) && atomic_exchange(&d->starving, false))
+		for (unsigned i = 0; i < d->nshards; i++)
+			if (atomic_exchange(&d->ctx[i].starved, false))
+				post_wake(&d->ctx[i]);
 }
 
-static void post_sync(struct sp_shard_ctx *ctx)
+static bool acquire(struct sp_listener *l)
 {
-	bool expect = false;
-	if (atomic_compare_exchange_strong(&ctx->sync_pending, &expect, true))
-		sp_msg_post(sp_engine_shard(ctx->d->eng, (unsigned)(ctx - ctx->d->ctx)),
-			    &ctx->sync_msg, on_sync);
-}
-
-static void resume_accepting(struct sp_daemon *d)
-{
+	struct sp_daemon *d = daemon_of;
+	struct sp_shard_ctx *ctx = my_ctx();
+	if (!take_slots(d, l)) {
+		atomic_store(&ctx->starved, true);
+		atomic_store(&d->starving, true);
+		if (!take_slots(d, l)) {
+			bool expect = false;
+			if (atomic_load(&d->active) >= atomic_load(&d->max_connections) &&
+			    atomic_compare_exchange_strong(&d->paused, &expect, true))
+				sp_log(SP_LOG_WARN, "max_connections (%u) reached: accepting paused",
+				       atomic_load(&d->max_connections));
+			return false;
+		}
+	}
 	bool expect = true;
-	if (atomic_compare_exchange_strong(&d->paused, &expect, false)) {
+	if (atomic_load_explicit(&d->paused, memory_order_relaxed) &&
+	    atomic_compare_exchange_strong(&d->paused, &expect, false))
 		sp_log(SP_LOG_INFO, "connections below max_connections: accepting resumed");
-		sp_daemon_sync_accepting(d);
-	}
+	return true;
 }
 
-/* Pause accepting on every shard (any shard; the first caller logs it). */
-static void pause_accepting(struct sp_daemon *d)
+static void release(struct sp_listener *l)
+{
+	give_slots(daemon_of, l);
+}
+
+/* A slot may be free: the acceptors of this shard that wait for one try again. */
+static void on_wake(struct sp_msg *m)
+{
+	struct sp_shard_ctx *ctx = sp_container_of(m, struct sp_shard_ctx, wake_msg);
+	atomic_store(&ctx->wake_pending, false); /* before the acceptors look */
+	for (size_t i = 0; ctx->gen && i < ctx->gen->n_listeners; i++)
+		sp_acceptor_resume(ctx->gen->listeners[i].sock);
+}
+
+static void post_wake(struct sp_shard_ctx *ctx)
 {
 	bool expect = false;
-	if (atomic_compare_exchange_strong(&d->paused, &expect, true)) {
-		sp_log(SP_LOG_WARN, "max_connections (%u) reached: accepting paused",
-		       atomic_load(&d->max_connections));
-		sp_daemon_sync_accepting(d);
+	if (atomic_compare_exchange_strong(&ctx->wake_pending, &expect, true))
+		sp_msg_post(sp_engine_shard(ctx->d->eng, (unsigned)(ctx - ctx->d->ctx)),
+			    &ctx->wake_msg, on_wake);
+}
+
+void sp_daemon_wake_acceptors(struct sp_daemon *d)
+{
+	atomic_store(&d->starving, false);
+	for (unsigned i = 0; i < d->nshards; i++) {
+		atomic_store(&d->ctx[i].starved, false);
+		post_wake(&d->ctx[i]);
 	}
-	/* A session that ended between our caller's check and the pause saw nothing to
-	 * resume. Both sides are seq_cst (its decrement then its load of `paused`, our
-	 * store then our load of `active`), so one of us sees the other: resume here. */
-	if (atomic_load(&d->active) < atomic_load(&d->max_connections))
-		resume_accepting(d);
 }
 
 static void session_opened(struct sp_session *s)
 {
-	struct sp_daemon *d = daemon_of;
-	uint64_t n = atomic_fetch_add(&d->active, 1) + 1;
-	if (n >= atomic_load(&d->max_connections))
-		pause_accepting(d);
+	(void)s; /* its slots were taken before the accept */
 }
 
 static void session_closed(struct sp_session *s)
@@ -99,9 +138,8 @@ static void session_closed(struct sp_session *s)
 	struct sp_daemon *d = daemon_of;
 	if (atomic_load_explicit(&d->access_log, memory_order_relaxed))
 		sp_access_log(s);
-	uint64_t n = atomic_fetch_sub(&d->active, 1) - 1;
-	if (n < atomic_load(&d->max_connections) && atomic_load(&d->paused))
-		resume_accepting(d);
+	sp_srclimit_put(s->src_slot);
+	give_slots(d, s->lst->sock);
 }
 
 static void session_denied(const struct sp_gen_listener *l, const struct sockaddr *peer,
@@ -111,35 +149,37 @@ static void session_denied(const struct sp_gen_listener *l, const struct sockadd
 		sp_access_log_denied(l, peer, stage);
 }
 
-/* A new connection on the current shard. False pauses this acceptor (limit reached). */
-static bool on_connection(struct sp_listener *l, int fd)
+/* A new connection, with its slots, to be served on the current shard. */
+static void on_connection(struct sp_listener *l, int fd, const struct sockaddr_storage *peer,
+			  socklen_t peerlen)
 {
 	struct sp_shard_ctx *ctx = my_ctx();
 	unsigned me = sp_shard_index(sp_shard_current());
 	const struct sp_gen_listener *e = atomic_load_explicit(&l->cur[me], memory_order_relaxed);
+	uint32_t src = 0;
+	unsigned cap = atomic_load_explicit(&l->per_source, memory_order_relaxed);
 
 	if (!e || !ctx->gen) {
 		close(fd); /* accepted in the instant its listener was removed */
-		return true;
+		give_slots(ctx->d, l);
+		return;
 	}
-	if (atomic_load(&ctx->d->active) >= atomic_load(&ctx->d->max_connections)) {
-		/* At the limit already: the kernel handed us this one before our pause took
-		 * effect here (a multishot accept in flight), or a reload lowered the limit.
-		 * Refuse it rather than exceed max_connections; later clients wait. */
-		_Atomic uint64_t *c = &l->counters[me].refused_limit;
+	/* Over its address's cap: refused, not kept waiting (the backlog is one queue for
+	 * everyone: a client waiting there for its own slot would hold up all behind it). */
+	if (cap && sp_srclimit_take(l->serial, (const struct sockaddr *)peer, cap, &src) < 0) {
+		_Atomic uint64_t *c = &l->counters[me].refused_per_source;
 		atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1,
 				      memory_order_relaxed);
+		if (atomic_load_explicit(&ctx->d->access_log, memory_order_relaxed))
+			sp_access_log_denied(e, (const struct sockaddr *)peer, "per_source");
 		close(fd);
-		pause_accepting(ctx->d);
-		l->acc[me].paused = true;
-		return false;
+		give_slots(ctx->d, l);
+		return;
 	}
-	sp_session_accept(ctx->d->eng, ctx->gen, e, fd);
-	if (atomic_load(&ctx->d->paused)) {
-		l->acc[me].paused = true;
-		return false;
+	if (!sp_session_accept(ctx->d->eng, ctx->gen, e, fd, peer, peerlen, src)) {
+		sp_srclimit_put(src);
+		give_slots(ctx->d, l);
 	}
-	return true;
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -175,8 +215,8 @@ static void on_adopt(struct sp_msg *m)
 	for (size_t i = 0; i < gen->n_listeners; i++) {
 		struct sp_listener *l = gen->listeners[i].sock;
 		atomic_store_explicit(&l->cur[me], &gen->listeners[i], memory_order_relaxed);
-		l->acc[me].paused = atomic_load(&ctx->d->paused);
 		sp_acceptor_start(l);
+		sp_acceptor_resume(l); /* a raised limit frees slots for those waiting */
 	}
 	sp_gen_unref(old);
 }
@@ -279,7 +319,12 @@ void sp_daemon_shards_init(struct sp_daemon *d)
 		*ctx = (struct sp_shard_ctx){ .d = d };
 	}
 	sp_session_set_hooks(&hooks);
-	sp_listener_set_accept_fn(on_connection);
+	static const struct sp_accept_ops accept_ops = {
+		.acquire = acquire,
+		.release = release,
+		.accept = on_connection,
+	};
+	sp_listener_set_accept_ops(&accept_ops);
 }
 
 void sp_daemon_shards_fini(struct sp_daemon *d)

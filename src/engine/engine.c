@@ -25,7 +25,7 @@ void sp_engine_config_defaults(struct sp_engine_config *cfg)
 	cfg->ring_entries = 1024;
 	cfg->buf_size = 16384;
 	cfg->helpers = 2;
-	cfg->idle_spin_us = 50;
+	cfg->idle_spin_us = 0;
 }
 
 uint64_t sp_now_ns(void)

@@ -126,7 +126,7 @@ static void listeners(struct sp_text *t, const struct sp_gen *gen)
 		}
 	}
 	family(t, "spargiod_listener_refused_total", "counter",
-	       "Connections closed unserved: at limits.max_connections, or denied by a filter.");
+	       "Connections closed unserved: over a per_source cap, or denied by a filter.");
 	for (size_t i = 0; i < gen->n_listeners; i++) {
 		const char *name = gen->listeners[i].conf->name;
 		sp_figures_listener(gen->listeners[i].sock, &f);
@@ -136,6 +136,8 @@ static void listeners(struct sp_text *t, const struct sp_gen *gen)
 		       f.refused_acl);
 		sample(t, "spargiod_listener_refused_total", "listener", name,
 		       "reason=\"rate_limit\"", f.refused_rate_limit);
+		sample(t, "spargiod_listener_refused_total", "listener", name,
+		       "reason=\"per_source\"", f.refused_per_source);
 	}
 }
 

@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * listener.c - binding listening sockets and accepting on every shard.
+ * listener.c - binding listening sockets (a reuseport group per TCP bind) and accepting
+ * on every shard, one reserved slot per connection (see listener.h).
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,12 +20,6 @@
 
 #define RETRY_NS (100 * 1000000ull) /* after EMFILE and friends */
 
-static sp_accept_fn accept_fn;
-
-void sp_listener_set_accept_fn(sp_accept_fn fn)
-{
-	accept_fn = fn;
-}
 
 /* ------------------------------------------------------------------------------------ */
 /* systemd sockets                                                                       */
@@ -99,16 +95,62 @@ static int clear_stale_unix(const struct sockaddr_un *sun, socklen_t len)
 	return 0;
 }
 
+/* One socket of ours: non-blocking (accept4() must never wait on a shard). */
+static int bind_one(const struct sp_conf_listener *c, const struct sockaddr *sa, socklen_t len,
+		    bool reuseport, int *out)
+{
+	int type = c->protocol == SP_PROTO_UDP ? SOCK_DGRAM : SOCK_STREAM;
+	int one = 1;
+	int fd = socket(sa->sa_family, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -errno;
+	if ((sa->sa_family != AF_UNIX &&
+	     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0) ||
+	    (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) ||
+	    bind(fd, sa, len) < 0 || (type == SOCK_STREAM && listen(fd, (int)c->backlog) < 0)) {
+		int e = errno;
+		close(fd);
+		return -e;
+	}
+	*out = fd;
+	return 0;
+}
+
+/*
+ * A TCP bind of ours: one socket per shard in an SO_REUSEPORT group. A group would
+ * silently take in another process of our user that listens there already (another
+ * spargiod): a plain bind first, which such a listener refuses, says the address is free.
+ */
+static int bind_group(const struct sp_conf_listener *c, struct sp_listener *l)
+{
+	struct sockaddr_storage sa = c->bind.sa;
+	socklen_t len = c->bind.salen;
+	int fd, ret = bind_one(c, (struct sockaddr *)&sa, len, false, &fd);
+	if (ret < 0)
+		return ret;
+	close(fd);
+	for (unsigned i = 0; i < l->nshards; i++) {
+		ret = bind_one(c, (struct sockaddr *)&sa, len, true, &l->fds[i]);
+		if (ret < 0)
+			return ret;
+		l->n_fds = i + 1;
+		if (i == 0) { /* port 0: the others join the port the first one got */
+			socklen_t got = sizeof(sa);
+			if (getsockname(l->fds[0], (struct sockaddr *)&sa, &got) < 0)
+				return -errno;
+		}
+	}
+	return 0;
+}
+
 static int bind_socket(const struct sp_conf_listener *c, struct sp_listener *l, char *err,
 		       size_t errlen)
 {
 	const struct sp_conf_addr *a = &c->bind;
-	int type = c->protocol == SP_PROTO_UDP ? SOCK_DGRAM : SOCK_STREAM;
-	int family = a->sa.ss_family;
-	int one = 1;
+	int family = a->sa.ss_family, ret;
 
 	if (family == AF_UNIX) {
-		int ret = clear_stale_unix((const struct sockaddr_un *)&a->sa, a->salen);
+		ret = clear_stale_unix((const struct sockaddr_un *)&a->sa, a->salen);
 		if (ret < 0) {
 			snprintf(err, errlen, "%s", ret == -EEXIST ? "path exists and is not a socket"
 					     : ret == -EADDRINUSE ? "another process listens on it"
@@ -116,15 +158,17 @@ static int bind_socket(const struct sp_conf_listener *c, struct sp_listener *l, 
 			return ret;
 		}
 	}
-	int fd = socket(family, type | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		goto fail;
-	if (family != AF_UNIX && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0)
-		goto fail;
-	if (bind(fd, (const struct sockaddr *)&a->sa, a->salen) < 0)
-		goto fail;
-	if (type == SOCK_STREAM && listen(fd, (int)c->backlog) < 0)
-		goto fail;
+	l->owned = true;
+	if (family != AF_UNIX && c->protocol == SP_PROTO_TCP) {
+		ret = bind_group(c, l);
+	} else {
+		ret = bind_one(c, (const struct sockaddr *)&a->sa, a->salen, false, &l->fds[0]);
+		l->n_fds = ret < 0 ? 0 : 1;
+	}
+	if (ret < 0) {
+		snprintf(err, errlen, "%s", strerror(-ret));
+		return ret;
+	}
 	if (family == AF_UNIX) {
 		const struct sockaddr_un *sun = (const struct sockaddr_un *)&a->sa;
 		struct stat st;
@@ -134,27 +178,32 @@ static int bind_socket(const struct sp_conf_listener *c, struct sp_listener *l, 
 			l->unix_ino = st.st_ino;
 		}
 	}
-	l->fd = fd;
-	l->owned = true;
 	return 0;
-fail:;
-	int e = errno;
-	snprintf(err, errlen, "%s", strerror(e));
-	if (fd >= 0)
-		close(fd);
-	return -e;
+}
+
+static void close_fds(struct sp_listener *l)
+{
+	if (l->owned)
+		for (unsigned i = 0; i < l->n_fds; i++)
+			close(l->fds[i]);
+	l->n_fds = 0;
 }
 
 static void listener_free(struct sp_listener *l)
 {
+	close_fds(l);
 	free(l->unix_path);
 	free(l->key);
 	free(l->name);
+	free(l->fds);
 	free(l->acc);
 	free(l->cur);
 	free(l->counters);
 	free(l);
 }
+
+static _Atomic unsigned serials;
+static _Atomic unsigned homes; /* shared sockets: the next home shard */
 
 struct sp_listener *sp_listener_open(const struct sp_conf_listener *c, unsigned nshards,
 				     char *err, size_t errlen)
@@ -166,35 +215,47 @@ struct sp_listener *sp_listener_open(const struct sp_conf_listener *c, unsigned 
 	}
 	atomic_init(&l->refs, 1);
 	atomic_init(&l->hold, 1);
-	l->fd = -1;
 	l->nshards = nshards;
+	l->serial = atomic_fetch_add_explicit(&serials, 1, memory_order_relaxed) + 1;
+	l->stream = c->protocol == SP_PROTO_TCP;
 	l->key = sp_listener_key(c);
 	l->name = strdup(c->name);
+	l->fds = calloc(nshards, sizeof(*l->fds));
 	l->acc = calloc(nshards, sizeof(*l->acc));
 	l->cur = calloc(nshards, sizeof(*l->cur));
 	l->counters = aligned_alloc(64, sizeof(*l->counters) * nshards);
-	if (!l->key || !l->name || !l->acc || !l->cur || !l->counters) {
+	if (!l->key || !l->name || !l->fds || !l->acc || !l->cur || !l->counters) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
 	memset(l->counters, 0, sizeof(*l->counters) * nshards);
 	if (c->bind.kind == SP_ADDR_SYSTEMD) {
-		l->fd = sd_lookup(c->bind.name);
-		if (l->fd < 0) {
+		int fd = sd_lookup(c->bind.name);
+		if (fd < 0) {
 			snprintf(err, errlen, "no socket named '%s' was passed by systemd (FileDescriptorName=)",
 				 c->bind.name);
 			goto fail;
 		}
 		int type = c->protocol == SP_PROTO_UDP ? SOCK_DGRAM : SOCK_STREAM;
-		if (sd_is_socket(l->fd, AF_UNSPEC, type, type == SOCK_STREAM) <= 0) {
+		if (sd_is_socket(fd, AF_UNSPEC, type, type == SOCK_STREAM) <= 0) {
 			snprintf(err, errlen, "systemd socket '%s' is not a %s socket", c->bind.name,
 				 type == SOCK_STREAM ? "listening stream" : "datagram");
-			l->fd = -1;
 			goto fail;
 		}
+		/* accept4() on a shard must not wait; systemd (Accept=no) never accepts on it */
+		int fl = fcntl(fd, F_GETFL);
+		if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+			snprintf(err, errlen, "systemd socket '%s': %s", c->bind.name, strerror(errno));
+			goto fail;
+		}
+		l->fds[0] = fd;
+		l->n_fds = 1;
 	} else if (bind_socket(c, l, err, errlen) < 0) {
 		goto fail;
 	}
+	/* Shared sockets get their home shards in turn, so that several spread the work. */
+	if (l->n_fds == 1)
+		l->home = atomic_fetch_add_explicit(&homes, 1, memory_order_relaxed) % nshards;
 	return l;
 fail:
 	listener_free(l);
@@ -215,9 +276,7 @@ static void close_socket(struct sp_listener *l)
 		    st.st_ino == l->unix_ino)
 			unlink(l->unix_path);
 	}
-	if (l->owned && l->fd >= 0)
-		close(l->fd);
-	l->fd = -1;
+	close_fds(l);
 }
 
 void sp_listener_unref(struct sp_listener *l)
@@ -227,7 +286,7 @@ void sp_listener_unref(struct sp_listener *l)
 	listener_free(l);
 }
 
-/* Take a hold on the fd unless it is already gone (holds never come back from zero). */
+/* Take a hold on the fds unless they are already gone (holds never come back from zero). */
 static bool hold_get(struct sp_listener *l)
 {
 	unsigned h = atomic_load(&l->hold);
@@ -253,95 +312,202 @@ void sp_listener_retire(struct sp_listener *l)
 /* ------------------------------------------------------------------------------------ */
 /* Acceptors (each on its own shard)                                                     */
 
-static struct sp_acceptor *my_acceptor(struct sp_listener *l)
+#define ACCEPT_BATCH 32 /* connections per drain; the poll re-armed after it fires at once */
+
+static const struct sp_accept_ops *ops;
+
+void sp_listener_set_accept_ops(const struct sp_accept_ops *o)
 {
-	return &l->acc[sp_shard_index(sp_shard_current())];
+	ops = o;
 }
 
-/* An armed op or timer holds the fd and the memory; this lets go of both. */
-static void acceptor_put(struct sp_listener *l)
+static unsigned me(void)
+{
+	return sp_shard_index(sp_shard_current());
+}
+
+/*
+ * An acceptor is engaged while its poll is armed, its retry timer runs or it waits for
+ * a slot: then it holds one hold (the fds) and one reference (the memory), and the
+ * state that ends the engagement lets go of both.
+ */
+static void disengage(struct sp_listener *l)
 {
 	hold_put(l);
 	sp_listener_unref(l);
 }
 
-static void on_accept(struct sp_op *op, int res, uint32_t flags);
+/* Whether this shard accepts on l at all: every shard on a group, the home on a shared
+ * socket; never on a datagram socket (no udp handler yet). */
+static bool accepts_here(const struct sp_listener *l)
+{
+	return l->stream && (l->n_fds > 1 || me() == l->home);
+}
 
-/* One writer (the acceptor's shard): no read-modify-write needed, readers load. */
+static bool may_run(struct sp_listener *l, struct sp_acceptor *a)
+{
+	return !a->stopped && !atomic_load(&l->closing) &&
+	       !sp_engine_stopping(sp_shard_engine(sp_shard_current()));
+}
+
+/* One-shot bump: the acceptor's shard is the only writer. */
 static inline void bump(_Atomic uint64_t *c)
 {
 	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1,
 			      memory_order_relaxed);
 }
 
+struct handoff {
+	struct sp_msg m;
+	struct sp_listener *l; /* a reference */
+	int fd;
+	socklen_t peerlen;
+	struct sockaddr_storage peer;
+};
+
+static void on_handoff(struct sp_msg *m)
+{
+	struct handoff *h = sp_container_of(m, struct handoff, m);
+	ops->accept(h->l, h->fd, &h->peer, h->peerlen);
+	sp_listener_unref(h->l);
+	free(h);
+}
+
+/* A connection taken from a shared socket goes to the shards in turn (this one too). */
+static void deliver(struct sp_listener *l, struct sp_acceptor *a, int fd,
+		    const struct sockaddr_storage *peer, socklen_t peerlen)
+{
+	if (l->n_fds == 1 && l->nshards > 1) {
+		unsigned to = a->next++ % l->nshards;
+		struct handoff *h = to == me() ? NULL : malloc(sizeof(*h));
+		if (h) {
+			h->l = sp_listener_ref(l);
+			h->fd = fd;
+			h->peer = *peer;
+			h->peerlen = peerlen;
+			sp_msg_post(sp_engine_shard(sp_shard_engine(sp_shard_current()), to), &h->m,
+				    on_handoff);
+			return;
+		}
+	}
+	ops->accept(l, fd, peer, peerlen);
+}
+
+static void arm_poll(struct sp_listener *l, struct sp_acceptor *a)
+{
+	sp_op_poll(&a->op, l->fds[l->n_fds > 1 ? me() : 0], POLLIN);
+	a->armed = true;
+}
+
+/*
+ * Engaged and told a connection may wait: take as many as there are slots (up to a
+ * batch), then poll again; out of slots, wait for sp_acceptor_resume; on an error that
+ * more tries would repeat (out of descriptors or memory), retry in 100 ms. The clients
+ * that are not taken wait in the backlog.
+ */
+static void drain(struct sp_listener *l, struct sp_acceptor *a)
+{
+	int lfd = l->fds[l->n_fds > 1 ? me() : 0];
+	if (!may_run(l, a)) {
+		disengage(l);
+		return;
+	}
+	for (unsigned n = 0; n < ACCEPT_BATCH; n++) {
+		if (!ops->acquire(l)) {
+			a->waiting = true;
+			return;
+		}
+		struct sockaddr_storage peer;
+		socklen_t peerlen = sizeof(peer);
+		int fd = accept4(lfd, (struct sockaddr *)&peer, &peerlen, SOCK_CLOEXEC);
+		if (fd >= 0) {
+			bump(&a->accepted);
+			deliver(l, a, fd, &peer, peerlen);
+			continue;
+		}
+		int e = errno;
+		ops->release(l);
+		if (e == EAGAIN || e == EWOULDBLOCK)
+			break;
+		if (e == EINTR || e == ECONNABORTED || e == EPROTO)
+			continue; /* that client left already; the next may be there */
+		bump(&a->errors);
+		sp_log(SP_LOG_WARN, "listener %s: accept: %s; retrying in 100 ms", l->name,
+		       strerror(e));
+		a->retrying = true;
+		sp_timer_after(&a->retry, RETRY_NS);
+		return;
+	}
+	arm_poll(l, a);
+}
+
+static void on_poll(struct sp_op *op, int res, uint32_t flags)
+{
+	struct sp_acceptor *a = sp_container_of(op, struct sp_acceptor, op);
+	struct sp_listener *l = a->l;
+	a->armed = false;
+	if (!may_run(l, a)) {
+		disengage(l);
+	} else if (res == -ECANCELED) {
+		arm_poll(l, a); /* a stop that a start undid before the cancel came back */
+	} else if (res < 0) {
+		bump(&a->errors);
+		sp_log(SP_LOG_WARN, "listener %s: poll: %s; retrying in 100 ms", l->name,
+		       strerror(-res));
+		a->retrying = true;
+		sp_timer_after(&a->retry, RETRY_NS);
+	} else {
+		drain(l, a);
+	}
+}
+
 static void on_retry(struct sp_op *op, int res, uint32_t flags)
 {
 	struct sp_acceptor *a = sp_container_of(op, struct sp_acceptor, retry.op);
-	struct sp_listener *l = a->l;
 	a->retrying = false;
-	sp_acceptor_start(l);
-	acceptor_put(l);
+	drain(a->l, a); /* cancelled: drain sees the stop and lets go */
 }
 
 void sp_acceptor_start(struct sp_listener *l)
 {
-	struct sp_acceptor *a = my_acceptor(l);
+	struct sp_acceptor *a = &l->acc[me()];
 
 	if (!a->l) {
 		a->l = l;
-		sp_op_init(&a->op, NULL, on_accept);
+		a->next = me();
+		sp_op_init(&a->op, NULL, on_poll);
 		sp_timer_init(&a->retry, NULL, on_retry);
 	}
-	if (a->armed || a->retrying || a->paused || atomic_load(&l->closing) ||
-	    sp_engine_stopping(sp_shard_engine(sp_shard_current())))
+	a->stopped = false;
+	if (!accepts_here(l) || a->armed || a->retrying || a->waiting || !may_run(l, a))
 		return;
 	if (!hold_get(l))
 		return;
 	sp_listener_ref(l);
-	struct io_uring_sqe *sqe = sp_sqe();
-	io_uring_prep_multishot_accept(sqe, l->fd, NULL, NULL, SOCK_CLOEXEC);
-	sp_op_submit(&a->op, sqe);
-	a->armed = true;
+	arm_poll(l, a);
 }
 
 void sp_acceptor_stop(struct sp_listener *l)
 {
-	struct sp_acceptor *a = my_acceptor(l);
+	struct sp_acceptor *a = &l->acc[me()];
+	a->stopped = true;
 	if (a->armed)
-		sp_op_cancel(&a->op);
+		sp_op_cancel(&a->op); /* on_poll lets go */
 	if (a->retrying && sp_timer_cancel(&a->retry) == 0) {
 		a->retrying = false;
-		acceptor_put(l);
+		disengage(l);
+	}
+	if (a->waiting) {
+		a->waiting = false;
+		disengage(l);
 	}
 }
 
-static void on_accept(struct sp_op *op, int res, uint32_t flags)
+void sp_acceptor_resume(struct sp_listener *l)
 {
-	struct sp_acceptor *a = sp_container_of(op, struct sp_acceptor, op);
-	struct sp_listener *l = a->l;
-
-	if (res >= 0) {
-		bump(&a->accepted);
-		if (!accept_fn(l, res) && (flags & IORING_CQE_F_MORE))
-			sp_op_cancel(&a->op); /* paused: the limit is reached */
-	} else if (res != -ECANCELED) {
-		bump(&a->errors);
-	}
-	if (flags & IORING_CQE_F_MORE)
+	struct sp_acceptor *a = &l->acc[me()];
+	if (!a->waiting)
 		return;
-	a->armed = false;
-	if (res < 0 && res != -ECANCELED) {
-		/* Out of descriptors or memory, or worse: pending clients wait in the backlog;
-		 * retry shortly instead of spinning on the error. */
-		if (!atomic_load(&l->closing) && hold_get(l)) {
-			sp_log(SP_LOG_WARN, "listener %s: accept: %s; retrying in 100 ms", l->name,
-			       strerror(-res));
-			sp_listener_ref(l);
-			a->retrying = true;
-			sp_timer_after(&a->retry, RETRY_NS);
-		}
-	} else {
-		sp_acceptor_start(l); /* multishot ended, or a cancel raced a resume */
-	}
-	acceptor_put(l);
+	a->waiting = false;
+	drain(l, a);
 }

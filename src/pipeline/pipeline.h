@@ -145,6 +145,7 @@ struct sp_session {
 	 * memory after the handler's part; NULL otherwise. */
 	struct sp_pp_reader *pp;
 	bool pp_passed; /* the header was read and the filters passed: the handler runs */
+	uint32_t src_slot; /* the daemon's per-source count (srclimit.h); 0: none */
 	/* Handlers may set it: called on later runs of the task (sp_task_wake). */
 	void (*on_wake)(struct sp_session *s);
 };
@@ -159,12 +160,15 @@ struct sp_session_hooks {
 void sp_session_set_hooks(const struct sp_session_hooks *hooks);
 
 /*
- * A connection fd accepted on the current shard for listener l of generation gen: run
- * the route's filters, then spawn the handler's session with the route's placement.
- * Takes ownership of fd (closed on deny or failure). Returns true when a session runs.
+ * A connection fd accepted for listener l of generation gen, from peer (as accept gave
+ * it), served on the current shard: run the route's filters, then spawn the handler's
+ * session with the route's placement. Takes ownership of fd (closed on deny or
+ * failure). src_slot is the daemon's per-source count, kept in the session for its
+ * `closed` hook. Returns true when a session runs.
  */
 bool sp_session_accept(struct sp_engine *eng, struct sp_gen *gen,
-		       const struct sp_gen_listener *l, int fd);
+		       const struct sp_gen_listener *l, int fd,
+		       const struct sockaddr_storage *peer, socklen_t peerlen, uint32_t src_slot);
 
 /* End the session (from its own callbacks): ops cancelled, then fd closed and memory
  * freed once nothing is in flight. reason goes to the access log (NULL: "closed"). */

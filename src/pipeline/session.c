@@ -115,17 +115,13 @@ static void session_release(struct sp_task *t)
 }
 
 bool sp_session_accept(struct sp_engine *eng, struct sp_gen *gen,
-		       const struct sp_gen_listener *l, int fd)
+		       const struct sp_gen_listener *l, int fd,
+		       const struct sockaddr_storage *from, socklen_t peerlen, uint32_t src_slot)
 {
-	struct sockaddr_storage peer;
-	socklen_t peerlen = sizeof(peer);
+	struct sockaddr_storage peer = *from;
 	unsigned shard = sp_shard_index(sp_shard_current());
 	struct sp_route *r = l->route;
 
-	if (getpeername(fd, (struct sockaddr *)&peer, &peerlen) < 0) {
-		close(fd); /* reset before we looked at it */
-		return false;
-	}
 	uint64_t now = sp_now_ns();
 	bool pp = l->conf->proxy_protocol; /* filters judge the address the header gives */
 	for (size_t i = 0; !pp && i + 1 < r->n_stages; i++) {
@@ -161,6 +157,7 @@ bool sp_session_accept(struct sp_engine *eng, struct sp_gen *gen,
 	s->route = r;
 	s->handler = h;
 	s->started_ns = now;
+	s->src_slot = src_slot;
 	count(&r->counters[shard].opened);
 	count(&l->sock->counters[shard].opened);
 	if (hooks.opened)

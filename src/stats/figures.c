@@ -36,6 +36,7 @@ void sp_figures_listener(const struct sp_listener *l, struct sp_listener_figures
 		f->refused_limit += LOAD(c->refused_limit);
 		f->refused_acl += LOAD(c->refused_acl);
 		f->refused_rate_limit += LOAD(c->refused_rate_limit);
+		f->refused_per_source += LOAD(c->refused_per_source);
 	}
 	f->active = open_now(opened, closed);
 }

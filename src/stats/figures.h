@@ -24,6 +24,7 @@ struct sp_listener_figures {
 	uint64_t active;             /* sessions open now */
 	uint64_t refused_limit;      /* closed at limits.max_connections */
 	uint64_t refused_acl, refused_rate_limit;
+	uint64_t refused_per_source; /* the address held per_source connections already */
 };
 
 /* The socket's figures (they survive reloads that keep the socket). */

@@ -347,13 +347,16 @@ START_TEST(test_defaults)
 	ck_assert_uint_eq(c->engine.ring_entries, 1024);
 	ck_assert(c->engine.steal);
 	ck_assert(!c->engine.pin_cpus);
-	ck_assert_uint_eq(c->engine.idle_spin_us, 50);
+	ck_assert_uint_eq(c->engine.idle_spin_us, 0);
 	ck_assert_str_eq(c->control.socket, "/run/spargiod/control.sock");
 	ck_assert_uint_eq(c->control.mode, 0660);
 	ck_assert_int_eq(c->log.level, SP_LOG_INFO);
 	ck_assert_int_eq(c->log.target, SP_LOG_TARGET_AUTO);
 	ck_assert(c->log.access_log);
 	ck_assert_uint_eq(c->limits.max_connections, 65536);
+	ck_assert_uint_eq(c->limits.per_source, 0);
+	ck_assert_uint_eq(c->listeners[0].max_connections, 0);
+	ck_assert(!c->listeners[0].per_source_set);
 	ck_assert_uint_eq(c->limits.drain_timeout_ms, 30000);
 	ck_assert_ptr_null(c->process.user);
 	ck_assert_ptr_null(c->process.group);

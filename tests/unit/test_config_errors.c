@@ -104,6 +104,13 @@ START_TEST(test_ranges_and_values)
 		      "t.yaml:5:55: invalid duration '30' for 'drain_timeout' (expected a number and "
 		      "a unit: 250ms, 2s, 5m, 1h)",
 		      NULL);
+	expect_errors(V1 "limits: {per_source: 70000}\n"
+			 "listeners: [{name: l, bind: \"127.0.0.1:1\", route: r, max_connections: 0, "
+			 "per_source: -1}]\n"
+			 "routes: [{name: r, pipeline: [{echo: {}}]}]\n",
+		      "t.yaml:2:22: 'per_source' must be from 0 to 65535 (found 70000)",
+		      "t.yaml:3:71: 'max_connections' must be from 1 to 16777216 (found 0)",
+		      "t.yaml:3:86: 'per_source' must be from 0 to 65535 (found -1)", NULL);
 	expect_errors(V1 "version: 2\n",
 		      "t.yaml:2:1: duplicate key 'version' in the top level (first at 1:1)", NULL);
 	expect_errors("version: 2\n",
