@@ -8,6 +8,8 @@
 . "$(dirname "$0")/lib.sh"
 
 pe=$(free_port); pf=$(free_port); ph=$(free_port); pb=$(free_port); pp=$(free_port)
+pm=$(free_port)
+ctl=${BUILDDIR:-.}/spargioctl
 start_backend blackhole $pb
 
 cat >"$tmp/conf.yaml" <<CONF
@@ -23,7 +25,9 @@ listeners:
   - {name: fe, bind: "127.0.0.1:$pf", route: to-echo}
   - {name: fh, bind: "127.0.0.1:$ph", route: to-hole}
   - {name: fp, bind: "127.0.0.1:$pp", proxy_protocol: true, route: to-echo}
+  - {name: prom, bind: "127.0.0.1:$pm", route: metrics}
 routes:
+  - {name: metrics, pipeline: [{metrics: {}}]}
   - {name: echo, pipeline: [{echo: {}}]}
   - {name: to-echo, pipeline: [{proxy: {upstream: echo}}]}
   - {name: to-hole, pipeline: [{proxy: {upstream: hole}}]}
@@ -79,6 +83,23 @@ touch "$tmp/stop"
 wait "$load_pid" || fail "the load failed: $(cat "$tmp/load.out")"
 cat "$tmp/load.out"
 grep -q "failed=0" "$tmp/load.out" || fail "load: $(cat "$tmp/load.out")"
+
+# the overflow counters, per shard: spargioctl shards and /metrics say the same
+"$ctl" -s "$tmp/control.sock" --json shards >"$tmp/shards.json" || fail "spargioctl shards"
+curl -sS --max-time 5 "http://127.0.0.1:$pm/metrics" >"$tmp/metrics" || fail "GET /metrics"
+python3 - "$tmp/shards.json" "$tmp/metrics" <<'PY' || fail "shards and metrics disagree"
+import json, re, sys
+shards = json.load(open(sys.argv[1]))["shards"]
+text = open(sys.argv[2]).read()
+assert len(shards) == 2, shards
+for s in shards:
+    for k in ("cq_overflows", "cq_dropped", "msgs_bounced"):
+        m = re.search(r'^spargiod_shard_%s_total\{shard="%d"\} (\d+)$' % (k, s["shard"]),
+                      text, re.M)
+        assert m, "no %s for shard %d in /metrics" % (k, s["shard"])
+        assert int(m.group(1)) == s[k], (k, s["shard"], m.group(1), s[k])
+        print("shard %d %s %d" % (s["shard"], k, s[k]))
+PY
 stop_daemon
 [ "$rc" = 0 ] || fail "exit status $rc"
 
