@@ -47,7 +47,8 @@ static json_t *shards_json(struct sp_daemon *d)
 		struct sp_shard_stats s;
 		sp_shard_stats_read(sp_engine_shard(d->eng, i), &s);
 		json_array_append_new(arr, json_pack(
-			"{s:i, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+			"{s:i, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I,"
+			" s:I, s:I, s:I}",
 			"shard", i, "tasks_run", (json_int_t)s.tasks_run,
 			"tasks_spawned", (json_int_t)s.tasks_spawned,
 			"steal_tries", (json_int_t)s.steal_tries, "steals", (json_int_t)s.steals,
@@ -58,7 +59,9 @@ static json_t *shards_json(struct sp_daemon *d)
 			"sleeps", (json_int_t)s.sleeps, "timers_fired", (json_int_t)s.timers_fired,
 			"ops_inflight", (json_int_t)s.ops_inflight,
 			"timers_armed", (json_int_t)s.timers_armed,
-			"runq_depth", (json_int_t)s.runq_depth, "localq_depth", (json_int_t)s.localq_depth));
+			"runq_depth", (json_int_t)s.runq_depth, "localq_depth", (json_int_t)s.localq_depth,
+			"cq_overflows", (json_int_t)s.cq_overflows, "cq_dropped", (json_int_t)s.cq_dropped,
+			"msgs_bounced", (json_int_t)s.msgs_bounced));
 	}
 	return arr;
 }

@@ -31,6 +31,13 @@ static int start_engine(struct sp_daemon *d)
 	sp_engine_config_defaults(&ec);
 	ec.shards = d->nshards;
 	ec.ring_entries = d->cfg->engine.ring_entries;
+	/* The CQ carries what the shard keeps in flight: a relay's two receives per
+	 * connection of its share of max_connections (capped at the kernel's 65536; past
+	 * that the kernel backlogs CQEs, lossless but slower), and at least 4x the SQ
+	 * (asked as is: the engine logs it when the kernel cuts it). */
+	uint64_t share = (d->cfg->limits.max_connections + d->nshards - 1) / d->nshards;
+	uint64_t cq = 2 * share < 65536 ? 2 * share : 65536;
+	ec.cq_entries = (unsigned)(cq > 4ull * ec.ring_entries ? cq : 4ull * ec.ring_entries);
 	ec.steal = d->cfg->engine.steal;
 	ec.pin_cpus = d->cfg->engine.pin_cpus;
 	ec.idle_spin_us = d->cfg->engine.idle_spin_us;

@@ -84,6 +84,8 @@ int sp_engine_create(const struct sp_engine_config *cfg, struct sp_engine **out)
 	eng->nshards = cfg->shards ? cfg->shards : (unsigned)ncpu;
 	if (!eng->cfg.ring_entries)
 		eng->cfg.ring_entries = 1024;
+	if (!eng->cfg.cq_entries)
+		eng->cfg.cq_entries = eng->cfg.ring_entries * 4;
 	if (!eng->cfg.helpers)
 		eng->cfg.helpers = 2;
 	pthread_mutex_init(&eng->ext_lock, NULL);

@@ -52,7 +52,12 @@ enum sp_feature {
 
 struct sp_engine_config {
 	unsigned shards;          /* 0: one per online CPU */
-	unsigned ring_entries;    /* SQ entries per shard, 0: 1024 (CQ is 4x) */
+	unsigned ring_entries;    /* SQ entries per shard, 0: 1024 */
+	/* CQ entries per shard, 0: 4x ring_entries. At least ring_entries; cut to the
+	 * kernel's maximum (65536) with a log line. A full CQ loses nothing (the kernel
+	 * backlogs CQEs) but costs an enter per pass until it drains: size it for the ops
+	 * the shard keeps in flight. */
+	unsigned cq_entries;
 	bool steal;               /* idle (and less loaded) shards steal queued stealable tasks */
 	bool pin_cpus;            /* pin shard i to CPU i mod ncpu */
 	unsigned buf_count;       /* provided buffers per shard (power of 2), 0: none */
@@ -156,6 +161,14 @@ void sp_op_init(struct sp_op *op, struct sp_task *task, sp_op_fn fn);
  */
 struct io_uring_sqe *sp_sqe(void);
 
+/*
+ * The first SQE of a chain of n (IOSQE_IO_LINK, e.g. an op and its linked timeout): the
+ * SQ is flushed first if fewer than n slots are free, so that no flush falls inside the
+ * chain (a chain cut by a submit runs unlinked; a LINK_TIMEOUT left alone fails with
+ * -EINVAL). Take the other n-1 with sp_sqe() right after, nothing in between.
+ */
+struct io_uring_sqe *sp_sqes(unsigned n);
+
 /* Mark op in flight for sqe (sets user_data). The op must be idle. Multishot ops are
  * allowed for pinned tasks and shard-owned ops only: they stay in flight until a CQE
  * without IORING_CQE_F_MORE. */
@@ -166,7 +179,8 @@ void sp_op_poll(struct sp_op *op, int fd, unsigned events);
 
 /* Submit the SQE just prepared for op with a linked timeout (IORING_OP_LINK_TIMEOUT):
  * op completes with -ECANCELED if the timeout fires first. tmo is the timeout's own op
- * (its fn may be NULL); ts must stay valid until the next loop pass. */
+ * (its fn may be NULL); ts must stay valid until the next loop pass. Take sqe with
+ * sp_sqes(2): the pair must not be cut. */
 void sp_op_submit_timeout(struct sp_op *op, struct io_uring_sqe *sqe, struct sp_op *tmo,
 			  struct __kernel_timespec *ts);
 
@@ -359,7 +373,9 @@ struct sp_shard_stats {
 	uint64_t timers_fired;
 	uint64_t jobs;              /* helper jobs submitted */
 	uint64_t enobufs;           /* receives that found the buffer ring empty */
-	uint64_t cq_overflows;      /* msg_ring or CQ overflow seen */
+	uint64_t cq_overflows;      /* times the CQ filled up and the kernel backlogged CQEs */
+	uint64_t cq_dropped;        /* CQEs the kernel dropped (its own counter, cq.koverflow) */
+	uint64_t msgs_bounced;      /* msg_ring sends a full target CQ refused (re-posted) */
 	/* gauges */
 	uint64_t ops_inflight;
 	uint64_t timers_armed;

@@ -4,7 +4,11 @@
  * shutdown handshake.
  *
  * One pass: reap CQEs -> drain the inject queue -> fire due timers -> run up to 64
- * tasks -> submit the SQEs of the pass. io_uring_enter is called only when there is
+ * tasks -> submit the SQEs of the pass. Reaping and the inject queue have a budget per
+ * pass (REAP_BUDGET CQEs or REAP_BUDGET_NS, INJECT_BUDGET messages): a flood of
+ * completions (streams that complete at once) cannot hold the shard; timers, messages,
+ * queued tasks and the submit of what the callbacks prepared come in between, and the
+ * rest waits for the next pass, in order. io_uring_enter is called only when there is
  * something to submit or the kernel holds completions for us (IORING_SQ_TASKRUN or CQ
  * overflow, read in shared memory): a pass fed by messages and queued tasks alone
  * makes no syscall. With nothing to do the shard tries to steal, polls for a while
@@ -54,7 +58,10 @@ static inline void sp_fence_seq_cst(void)
 #endif
 
 #define RUN_BATCH 64
-#define REAP_BATCH 64
+#define REAP_BATCH 16          /* CQEs copied out at once; the clock is read per batch */
+#define REAP_BUDGET 512        /* CQEs handled per pass at most ... */
+#define REAP_BUDGET_NS 200000  /* ... or until the pass is this old (200 us) */
+#define INJECT_BUDGET 256      /* inject-queue messages run per pass */
 
 static void handle_cqe(struct sp_shard *sh, uint64_t ud, int res, uint32_t flags)
 {
@@ -98,21 +105,38 @@ static void handle_cqe(struct sp_shard *sh, uint64_t ud, int res, uint32_t flags
 			break;
 		/* target CQ full (-EOVERFLOW) or gone: fall back to the inject queue */
 		struct sp_msg *m = p;
-		st_add(sh, ST_CQ_OVERFLOWS, 1);
+		st_add(sh, ST_MSGS_BOUNCED, 1);
 		st_add(sh, ST_MSGS_SENT, -1);
 		sp_msg_post(m->target, m, m->fn);
 		break;
 	}
 	case SP_TAG_IGNORE:
 		if (res == -EOVERFLOW)
-			st_add(sh, ST_CQ_OVERFLOWS, 1);
+			st_add(sh, ST_MSGS_BOUNCED, 1);
 		break;
 	default: /* doorbell */
 		break;
 	}
 }
 
-static unsigned reap(struct sp_shard *sh)
+/* Overflow accounting, read in shared memory. The kernel raises IORING_SQ_CQ_OVERFLOW
+ * while it holds CQEs that found the CQ full (NODROP: they come in with our next enter)
+ * and counts in cq.koverflow the CQEs it had to drop. An overflow is counted once, when
+ * the flag is first seen set; called around every enter so that one brought in by the
+ * enter that follows it is not missed. */
+static void note_cq_overflow(struct sp_shard *sh)
+{
+	bool backlog = IO_URING_READ_ONCE(*sh->ring.sq.kflags) & IORING_SQ_CQ_OVERFLOW;
+	if (backlog && !sh->cq_backlog)
+		st_add(sh, ST_CQ_OVERFLOWS, 1);
+	sh->cq_backlog = backlog;
+	uint64_t dropped = IO_URING_READ_ONCE(*sh->ring.cq.koverflow);
+	if (dropped != atomic_load_explicit(&sh->st[ST_CQ_DROPPED], memory_order_relaxed))
+		st_set(sh, ST_CQ_DROPPED, dropped);
+}
+
+/* Handle the CQEs that are in, within the pass budget (start: when the pass began). */
+static unsigned reap(struct sp_shard *sh, uint64_t start)
 {
 	struct io_uring_cqe *cqes[REAP_BATCH];
 	struct {
@@ -122,7 +146,7 @@ static unsigned reap(struct sp_shard *sh)
 	} batch[REAP_BATCH];
 	unsigned total = 0;
 
-	for (;;) {
+	while (total < REAP_BUDGET) {
 		unsigned n = io_uring_peek_batch_cqe(&sh->ring, cqes, REAP_BATCH);
 		if (!n)
 			break;
@@ -137,13 +161,14 @@ static unsigned reap(struct sp_shard *sh)
 		for (unsigned i = 0; i < n; i++)
 			handle_cqe(sh, batch[i].ud, batch[i].res, batch[i].flags);
 		total += n;
+		if (n == REAP_BATCH && sp_now_ns() - start >= REAP_BUDGET_NS)
+			break;
 	}
 	if (total) {
 		st_add(sh, ST_CQES, total);
 		sh->taskrun_stale = false;
 	}
-	if (*sh->ring.sq.kflags & IORING_SQ_CQ_OVERFLOW)
-		st_add(sh, ST_CQ_OVERFLOWS, 1);
+	note_cq_overflow(sh);
 	return total;
 }
 
@@ -152,7 +177,7 @@ static unsigned drain_inject(struct sp_shard *sh)
 	unsigned n = 0;
 	struct sp_msg *m;
 
-	while ((m = sp_mpsc_pop(&sh->inject))) {
+	while (n < INJECT_BUDGET && (m = sp_mpsc_pop(&sh->inject))) {
 		m->fn(m);
 		n++;
 	}
@@ -288,9 +313,11 @@ static void enter(struct sp_shard *sh)
 {
 	if (!sh->pending_sqes && sh->events_in_memory && !ring_needs_enter(sh))
 		return;
+	note_cq_overflow(sh);
 	int ret = io_uring_submit_and_get_events(&sh->ring);
 	if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY)
 		sp_log(SP_LOG_ERR, "shard %u: io_uring_enter: %s", sh->idx, strerror(-ret));
+	note_cq_overflow(sh);
 	/* Seen on 6.18 during shutdown: the flag stays set after an enter that ran nothing.
 	 * Taking it for work would spin this shard; a wait runs any task work anyway. */
 	sh->taskrun_stale = !io_uring_cq_ready(&sh->ring) &&
@@ -488,8 +515,10 @@ static void park(struct sp_shard *sh, uint64_t max_ns)
 	if (sh->pending_sqes)
 		st_add(sh, ST_SUBMITS, 1);
 	sh->pending_sqes = 0;
+	note_cq_overflow(sh);
 	int ret = io_uring_submit_and_wait_timeout(&sh->ring, &cqe, 1,
 						   wait == UINT64_MAX ? NULL : &ts, NULL);
+	note_cq_overflow(sh);
 	if (ret < 0 && ret != -ETIME && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY)
 		sp_log(SP_LOG_ERR, "shard %u: wait: %s", sh->idx, strerror(-ret));
 	atomic_store_explicit(&sh->parked, 0, memory_order_relaxed);
@@ -623,7 +652,7 @@ static void shard_loop(struct sp_shard *sh)
 
 		uint64_t start = sp_now_ns();
 		atomic_store_explicit(&sh->pass_start, start, memory_order_relaxed);
-		unsigned work = reap(sh);
+		unsigned work = reap(sh, start);
 		work += drain_inject(sh);
 		sp_wheel_advance(sh, start);
 		unsigned ran = run_tasks(sh);
@@ -686,7 +715,7 @@ void *sp_shard_main(void *arg)
 	sp_runq_init(&sh->runq);
 	sp_wheel_init(&sh->wheel, sp_now_ns());
 
-	int ret = sp_ring_setup(sh, eng->cfg.ring_entries, eng->cfg.disable);
+	int ret = sp_ring_setup(sh, eng->cfg.ring_entries, eng->cfg.cq_entries, eng->cfg.disable);
 	if (ret == 0) {
 		ret = sp_bufring_setup(sh);
 		if (ret < 0)

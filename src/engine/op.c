@@ -52,6 +52,13 @@ struct io_uring_sqe *sp_sqe(void)
 	return sp_shard_sqe(sh);
 }
 
+struct io_uring_sqe *sp_sqes(unsigned n)
+{
+	struct sp_shard *sh = sp_tls_shard;
+	assert(sh && "sp_sqes called off the shards");
+	return sp_shard_sqes(sh, n);
+}
+
 void sp_op_submit(struct sp_op *op, struct io_uring_sqe *sqe)
 {
 	struct sp_shard *sh = sp_tls_shard;
@@ -78,6 +85,8 @@ void sp_op_poll(struct sp_op *op, int fd, unsigned events)
 void sp_op_submit_timeout(struct sp_op *op, struct io_uring_sqe *sqe, struct sp_op *tmo,
 			  struct __kernel_timespec *ts)
 {
+	/* the head took its slot from sp_sqes(2): the timeout's is free, no submit between */
+	assert(io_uring_sq_space_left(&sp_tls_shard->ring) > 0);
 	sqe->flags |= IOSQE_IO_LINK;
 	sp_op_submit(op, sqe);
 	struct io_uring_sqe *tsqe = sp_sqe();

@@ -44,6 +44,7 @@ enum sp_stat {
 	ST_TASKS_RUN, ST_TASKS_SPAWNED, ST_STEAL_TRIES, ST_STEALS, ST_STOLEN,
 	ST_MSGS_SENT, ST_MSGS_RECEIVED, ST_WAKES_SENT, ST_WAKES_COALESCED, ST_CQES,
 	ST_SLEEPS, ST_SUBMITS, ST_TIMERS_FIRED, ST_JOBS, ST_ENOBUFS, ST_CQ_OVERFLOWS,
+	ST_CQ_DROPPED, ST_MSGS_BOUNCED,
 	ST_OPS_INFLIGHT, ST_TIMERS_ARMED, ST_RUNQ_DEPTH, ST_LOCALQ_DEPTH, ST_BUFS_FREE,
 	ST_COUNT
 };
@@ -69,6 +70,8 @@ struct sp_shard {
 	struct io_uring ring;
 	int ring_fd;                 /* the real fd: target of other shards' msg_ring */
 	unsigned features;
+	unsigned cq_entries;         /* as the kernel made it */
+	bool cq_backlog;             /* IORING_SQ_CQ_OVERFLOW was set at our last look */
 
 	struct sp_runq runq;         /* shared: thieves take from its head */
 	struct sp_mpsc inject;       /* shared: producers push */
@@ -153,11 +156,13 @@ static inline void st_set(struct sp_shard *sh, enum sp_stat i, uint64_t v)
 }
 
 /* ring.c */
-int sp_ring_setup(struct sp_shard *sh, unsigned entries, unsigned disable);
+int sp_ring_setup(struct sp_shard *sh, unsigned entries, unsigned cq_entries, unsigned disable);
 void sp_ring_log_features(struct sp_engine *eng);
 int sp_bufring_setup(struct sp_shard *sh);
 void sp_bufring_free(struct sp_shard *sh);
 struct io_uring_sqe *sp_shard_sqe(struct sp_shard *sh);
+/* The first of n SQEs for a link chain: the n slots are free, so no submit cuts it. */
+struct io_uring_sqe *sp_shard_sqes(struct sp_shard *sh, unsigned n);
 
 /* loop.c */
 void *sp_shard_main(void *arg);

@@ -109,7 +109,8 @@ static void submit_msg(struct files_session *f)
 {
 	files_set_deadline(f, PH_SEND, f->fs->conf->send_timeout_ms * MS);
 	f->send_op.fn = on_sent;
-	struct io_uring_sqe *sqe = sp_sqe();
+	/* room for a receive linked behind too: no submit may cut the pair */
+	struct io_uring_sqe *sqe = sp_sqes(2);
 	if (f->msg.msg_iovlen == 1)
 		io_uring_prep_send(sqe, f->s.fd, f->iov_cur[0].iov_base, f->iov_cur[0].iov_len,
 				   MSG_NOSIGNAL);

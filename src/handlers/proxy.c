@@ -220,7 +220,8 @@ static void try_next(struct proxy *p)
 	p->tried[p->ntried++] = (uint16_t)srv->idx;
 
 	const struct sp_conf_addr *a = &srv->conf->address;
-	p->upfd = socket(a->sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	/* non-blocking: the connect waits on a poll, never in an io-wq worker */
+	p->upfd = socket(a->sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (p->upfd < 0) {
 		p->srv_held = false;
 		sp_server_release(srv);
@@ -231,7 +232,7 @@ static void try_next(struct proxy *p)
 	p->c.ts.tv_sec = (long long)(ms / 1000);
 	p->c.ts.tv_nsec = (long long)(ms % 1000) * 1000000;
 	p->conn_start_ns = sp_now_ns();
-	struct io_uring_sqe *sqe = sp_sqe();
+	struct io_uring_sqe *sqe = sp_sqes(2);
 	io_uring_prep_connect(sqe, p->upfd, (const struct sockaddr *)&a->sa, a->salen);
 	sp_op_submit_timeout(&p->c.op, sqe, &p->c.tmo, &p->c.ts);
 }

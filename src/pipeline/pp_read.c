@@ -63,7 +63,7 @@ static void peek(struct sp_session *s)
 	uint64_t left = r->deadline_ns - now;
 	r->ts.tv_sec = (long long)(left / 1000000000ull);
 	r->ts.tv_nsec = (long long)(left % 1000000000ull);
-	struct io_uring_sqe *sqe = sp_sqe();
+	struct io_uring_sqe *sqe = sp_sqes(2);
 	io_uring_prep_recv(sqe, s->fd, r->buf + r->have, SP_PP_MAX - r->have, MSG_PEEK);
 	sp_op_submit_timeout(&r->op, sqe, &r->tmo, &r->ts);
 }

@@ -92,7 +92,7 @@ static void run_check(struct sp_health *hc)
 	uint64_t ms = hc->srv->up->conf->health_check->timeout_ms;
 	hc->ts.tv_sec = (long long)(ms / 1000);
 	hc->ts.tv_nsec = (long long)(ms % 1000) * 1000000;
-	struct io_uring_sqe *sqe = sp_sqe();
+	struct io_uring_sqe *sqe = sp_sqes(2);
 	io_uring_prep_connect(sqe, hc->fd, (const struct sockaddr *)&a->sa, a->salen);
 	sp_op_submit_timeout(&hc->conn, sqe, &hc->tmo, &hc->ts);
 }
