@@ -19,9 +19,13 @@
 
 #define TICK_MS 1000
 
-static unsigned online_cpus(void)
+/* shards: auto. The CPUs this process may run on (taskset, a cpuset cgroup), which on a
+ * plain host are the online ones. */
+static unsigned allowed_cpus(void)
 {
-	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	cpu_set_t set;
+	long n = sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set)
+							       : sysconf(_SC_NPROCESSORS_ONLN);
 	return n > 0 ? (unsigned)n : 1;
 }
 
@@ -198,7 +202,7 @@ int sp_daemon_run(const char *config_path)
 	sp_logging_setup(cfg->log.target, cfg->log.level);
 	sp_log_async_start(); /* from here on no thread waits for the log */
 
-	d.nshards = cfg->engine.shards ? cfg->engine.shards : online_cpus();
+	d.nshards = cfg->engine.shards ? cfg->engine.shards : allowed_cpus();
 	sp_systemd_sockets_load();
 	sp_daemon_shards_init(&d);
 	int ret = sp_daemon_prepare(&d, cfg, &p, err, sizeof(err));

@@ -42,13 +42,28 @@ uint64_t sp_pass_ns(void)
 	return t ? t : sp_now_ns(); /* 0: before the shard's first pass */
 }
 
-static void pin_thread(pthread_t th, unsigned cpu)
+/* Pin shard n to the nth CPU the process may run on (taskset, a cpuset cgroup), in turn:
+ * a CPU outside that set would be refused, or leave shards doubled up on one core. */
+static void pin_thread(pthread_t th, unsigned n)
 {
-	cpu_set_t set;
+	cpu_set_t allowed, set;
+	int cpu = -1;
+	if (sched_getaffinity(0, sizeof(allowed), &allowed) == 0 && CPU_COUNT(&allowed) > 0) {
+		unsigned k = n % (unsigned)CPU_COUNT(&allowed);
+		for (int c = 0; c < CPU_SETSIZE; c++)
+			if (CPU_ISSET(c, &allowed) && k-- == 0) {
+				cpu = c;
+				break;
+			}
+	}
+	if (cpu < 0) {
+		sp_log(SP_LOG_WARN, "cannot read the CPUs allowed: shard %u not pinned", n);
+		return;
+	}
 	CPU_ZERO(&set);
 	CPU_SET(cpu, &set);
 	if (pthread_setaffinity_np(th, sizeof(set), &set))
-		sp_log(SP_LOG_WARN, "cannot pin shard to CPU %u", cpu);
+		sp_log(SP_LOG_WARN, "cannot pin shard %u to CPU %d", n, cpu);
 }
 
 static void release_start(struct sp_engine *eng, unsigned verdict)
@@ -133,7 +148,7 @@ int sp_engine_create(const struct sp_engine_config *cfg, struct sp_engine **out)
 		snprintf(name, sizeof(name), "sp-shard-%hu", (unsigned short)created);
 		pthread_setname_np(sh->thread, name);
 		if (cfg->pin_cpus)
-			pin_thread(sh->thread, created % (unsigned)ncpu);
+			pin_thread(sh->thread, created);
 	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 
