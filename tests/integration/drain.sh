@@ -28,7 +28,7 @@ echo two >&"${LONG[1]}"
 read -r -t 5 line <&"${LONG[0]}" && [ "$line" = two ] || fail "the draining connection stopped echoing"
 exec {LONG[1]}>&-
 wait "${LONG_PID:-}" 2>/dev/null # bash unsets it when the coprocess ends
-stop_daemon TERM 10
+stop_daemon TERM 30
 [ "$rc" = 0 ] || fail "exit status $rc after drain"
 
 # drain_timeout cuts an idle connection
@@ -39,7 +39,7 @@ coproc IDLE { socat - TCP4:127.0.0.1:$port; }
 echo x >&"${IDLE[1]}"
 read -r -t 5 line <&"${IDLE[0]}" || fail "no echo on the idle connection"
 t0=$(date +%s%N)
-stop_daemon TERM 10
+stop_daemon TERM 30
 t1=$(date +%s%N)
 [ "$rc" = 0 ] || fail "exit status $rc after the drain timeout"
 log_wait 30 "drain timeout: closing 1 connections" || fail "no drain timeout line"
@@ -54,7 +54,7 @@ start_daemon "$tmp/conf.yaml"
 coproc IDLE2 { socat - TCP4:127.0.0.1:$port; }
 echo y >&"${IDLE2[1]}"
 read -r -t 5 line <&"${IDLE2[0]}" || fail "no echo before SIGQUIT"
-stop_daemon QUIT 5
+stop_daemon QUIT 15
 [ "$rc" = 0 ] || fail "exit status $rc after SIGQUIT"
 kill "${IDLE2_PID:-}" 2>/dev/null
 echo "PASS: drain (SIGTERM waits for the open connection, drain_timeout ${ms} ms, SIGQUIT)"

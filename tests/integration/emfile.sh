@@ -37,7 +37,7 @@ kill -0 "$pid" || fail "died at EMFILE"
 
 # free descriptors: end the served connections; the waiting ones get their turn
 for i in $(seq 60); do grep -q hold "$tmp/out.$i" 2>/dev/null && kill "${holders[$((i - 1))]}" 2>/dev/null; done
-wait_until 20 eval '[ "$(grep -l hold "$tmp"/out.* | wc -l)" -ge 60 ]' ||
+wait_until 30 eval '[ "$(grep -l hold "$tmp"/out.* | wc -l)" -ge 60 ]' ||
 	fail "only $(grep -l hold "$tmp"/out.* | wc -l) of 60 clients served after descriptors came back"
 for h in "${holders[@]}"; do kill "$h" 2>/dev/null; done
 echo_ok TCP4:127.0.0.1:$port || fail "echo after EMFILE"

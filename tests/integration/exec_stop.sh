@@ -60,7 +60,7 @@ ms=$((($(date +%s%N) - start) / 1000000))
 # alive: not gone and not a zombie waiting for init to reap it (its parent died too)
 alive() { [ -d "/proc/$1" ] && ! grep -q '^State:.*Z' "/proc/$1/status" 2>/dev/null; }
 for k in $kids; do
-	wait_until 2 eval '! alive '"$k" || fail "process $k survived the daemon's stop"
+	wait_until 30 eval '! alive '"$k" || fail "process $k survived the daemon's stop"
 done
 grep -qE "route=hold .*end=stopped .*signal=TERM run_ms=[0-9.]* killed=TERM" "$log" ||
 	fail "no SIGTERM at the stop"

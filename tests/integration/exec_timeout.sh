@@ -54,7 +54,7 @@ wait_until 30 log_has "route=polite .*end=timeout pid=[0-9]* signal=TERM run_ms=
 # never reads: the client can send only what fits in the buffers, until the timeout
 head -c 8388608 /dev/zero >"$tmp/8m"
 timeout 15 socat -t 5 -u FILE:"$tmp/8m" TCP4:127.0.0.1:$p_noread 2>/dev/null
-wait_until 8 log_has "route=noread .*end=timeout" || fail "the child that never reads was not timed out"
+wait_until 30 log_has "route=noread .*end=timeout" || fail "the child that never reads was not timed out"
 in=$(grep -o "route=noread .* in=[0-9]*" "$log" | grep -o "in=[0-9]*$" | cut -d= -f2)
 [ "$in" -le 262144 ] || fail "the daemon took $in bytes for a child that reads nothing (no back-pressure)"
 

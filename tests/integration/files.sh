@@ -193,13 +193,13 @@ curl -s -D "$tmp/h" -o "$tmp/got" -H "If-None-Match: $etag" "$u/a.txt"
 same_bytes a.txt
 printf 'changed text, longer\n' >"$www/a.txt"
 touch -d '2001-01-01' "$www/a.txt"
-wait_until 3 eval 'curl -s "$u/a.txt" | grep -q changed' || fail "a changed file is still served old"
+wait_until 30 eval 'curl -s "$u/a.txt" | grep -q changed' || fail "a changed file is still served old"
 same_bytes a.txt
 printf 'renamed in\n' >"$www/new.txt"
 mv "$www/new.txt" "$www/a.txt"
-wait_until 3 eval 'curl -s "$u/a.txt" | grep -q renamed' || fail "a replaced file is still served old"
+wait_until 30 eval 'curl -s "$u/a.txt" | grep -q renamed' || fail "a replaced file is still served old"
 rm "$www/a.txt"
-wait_until 3 eval '[ "$(code "$u/a.txt")" = 404 ]' || fail "a removed file is still served"
+wait_until 30 eval '[ "$(code "$u/a.txt")" = 404 ]' || fail "a removed file is still served"
 
 # many files through a small cache; a reload keeps serving
 for i in $(seq 40); do echo "$i" >"$www/sub/deeper/f$i"; done

@@ -120,12 +120,12 @@ awk -v t="$t" 'BEGIN { exit !(t >= 0.9 && t < 3) }' || fail "idle keep-alive con
 printf 'GET /big.bin HTTP/1.1\r\nHost: h\r\n\r\n' | raw --rcvbuf 4096 --hold 4 --timeout 5 >/dev/null &
 reader=$!
 started_pids+=("$reader")
-wait_until 8 log_has 'end=send timeout' || fail "a stalled reader was not dropped"
+wait_until 30 log_has 'end=send timeout' || fail "a stalled reader was not dropped"
 wait "$reader" 2>/dev/null
 printf 'GET /mid.bin HTTP/1.1\r\nHost: h\r\n\r\n' | raw --rcvbuf 4096 --hold 4 --timeout 5 >/dev/null &
 reader=$!
 started_pids+=("$reader")
-wait_until 8 eval '[ "$(log_count "end=send timeout")" -ge 2 ]' || fail "a stalled reader of a spliced body was not dropped"
+wait_until 30 eval '[ "$(log_count "end=send timeout")" -ge 2 ]' || fail "a stalled reader of a spliced body was not dropped"
 wait "$reader" 2>/dev/null
 
 # the access log: one line per request, with method, path, status, bytes, duration
@@ -173,7 +173,7 @@ idler=$!
 started_pids+=("$idler")
 wait_until 30 eval 'grep -qs "plain text" "$tmp/idle.out"' || fail "the idle client got no answer"
 sleep 1.5 # idle past a tick: its buffer is given back, a poll waits
-stop_daemon TERM 5
+stop_daemon TERM
 [ "$rc" = 0 ] || fail "exit status $rc"
 wait "$idler" || fail "the idle keep-alive connection was not closed by the stop"
 echo "PASS: files_http (refusals 400/405/413/414/431/501/505 with close, pipelining, 1.0/1.1 keep-alive, slowloris, idle and stalled clients cut off, access log, requests after idle spells, stop closes idle connections)"

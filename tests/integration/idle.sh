@@ -74,8 +74,8 @@ woke=$((after - before))
 # the writer, asleep, is woken by the next line
 echo_ok TCP4:127.0.0.1:$p || fail "echo after the quiet spell"
 n=$(log_count "access listener=echo")
-[ "$n" -ge 4 ] || wait_until 1 eval '[ "$(log_count "access listener=echo")" -ge 4 ]' ||
-	fail "the access line after the quiet spell did not reach the log within 1 s"
+[ "$n" -ge 4 ] || wait_until 3 eval '[ "$(log_count "access listener=echo")" -ge 4 ]' ||
+	fail "the access line after the quiet spell did not reach the log within 3 s"
 
 exec {HOLD[1]}>&-
 stop_daemon TERM
