@@ -17,11 +17,35 @@ listeners:
 routes:
   - {name: refuse, pipeline: [{exec: {command: [/bin/cat], max_instances: 2}}]}
   - name: queue
-    pipeline: [{exec: {command: [/bin/cat], max_instances: 1, queue: 2, queue_timeout: 2s}}]
+    pipeline: [{exec: {command: [/bin/cat], max_instances: 1, queue: 2, queue_timeout: 4s}}]
   - name: load
     placement: stealable
-    pipeline: [{exec: {command: [/bin/cat], max_instances: 3, queue: 64, queue_timeout: 30s}}]
+    pipeline:
+      - exec:
+          command: ["$tmp/counted"]
+          env: {PATH: "/usr/bin:/bin", COUNT_DIR: "$tmp/count"}
+          max_instances: 3
+          queue: 64
+          queue_timeout: 30s
 CONF
+# the load route's child: counts itself in while it runs, under a lock, and keeps the
+# highest count seen (no sampling: an overlap of any length is caught)
+mkdir "$tmp/count"
+echo 0 >"$tmp/count/n"
+echo 0 >"$tmp/count/max"
+cat >"$tmp/counted" <<'SH'
+#!/bin/sh
+exec 9>>"$COUNT_DIR/lock"
+flock 9
+n=$(($(cat "$COUNT_DIR/n") + 1))
+echo $n >"$COUNT_DIR/n"
+[ $n -gt "$(cat "$COUNT_DIR/max")" ] && echo $n >"$COUNT_DIR/max"
+flock -u 9
+cat
+flock 9
+echo $(($(cat "$COUNT_DIR/n") - 1)) >"$COUNT_DIR/n"
+SH
+chmod +x "$tmp/counted"
 start_daemon "$tmp/conf.yaml"
 children() { ps --ppid "$pid" -o pid= | wc -l; }
 
@@ -48,7 +72,9 @@ wait_until 5 eval '[ "$(echo hi | timeout 5 socat -t 2 - TCP4:127.0.0.1:'"$p_ref
 	fail "no service once a slot was free"
 
 # the queue: two wait behind one running child and are served in order (children:
-# the refusal route's second holder, 1, and the queue route's holder)
+# the refusal route's second holder, 1, and the queue route's holder). Each waiter is
+# in the queue before the next connects: the route logs "connections wait" with the
+# count waiting, at most once a second, so B comes a second after A to be seen too.
 wait_until 5 eval '[ "$(children)" = 1 ]' || fail "children left: $(children)"
 hold $p_q
 hq=$last_hold
@@ -56,11 +82,14 @@ wait_until 5 eval '[ "$(children)" = 2 ]' || fail "queue route holder has no chi
 (echo A | timeout 20 socat -t 10 - TCP4:127.0.0.1:$p_q >"$tmp/A") &
 started_pids+=($!)
 wa=$!
-sleep 0.3
+wait_until 5 log_has "route queue: max_instances (1) reached: connections wait (1 waiting of 2" ||
+	fail "A was not queued"
+sleep 1.1 # past the once-a-second limit of that line
 (echo BB | timeout 20 socat -t 10 - TCP4:127.0.0.1:$p_q >"$tmp/B") &
 started_pids+=($!)
 wb=$!
-sleep 0.3
+wait_until 5 log_has "route queue: max_instances (1) reached: connections wait (2 waiting of 2" ||
+	fail "B was not queued behind A"
 out=$(echo C | timeout 5 socat -t 2 - TCP4:127.0.0.1:$p_q 2>/dev/null)
 [ -z "$out" ] || fail "a connection past the full queue was served"
 wait_until 5 log_has "route=queue .*end=max_instances" || fail "no refusal with the queue full"
@@ -76,35 +105,28 @@ pid_b=$(grep -o "route=queue .* in=3 .*queued_ms=" "$log" | grep -o "pid=[0-9]*"
 [ -n "$pid_a" ] && [ -n "$pid_b" ] && [ "$pid_a" -lt "$pid_b" ] ||
 	fail "the queue did not start A (pid '$pid_a') before B (pid '$pid_b')"
 
-# queue_timeout: a waiter is closed after 2 s
+# queue_timeout: a waiter is closed after 4 s
 wait_until 5 eval '[ "$(children)" = 1 ]' || fail "children left: $(children)"
 hold $p_q
 hq=$last_hold
 wait_until 5 eval '[ "$(children)" = 2 ]' || fail "queue route holder has no child"
 start=$(date +%s%N)
-out=$(echo late | timeout 10 socat -t 5 - TCP4:127.0.0.1:$p_q 2>/dev/null)
+out=$(echo late | timeout 12 socat -t 8 - TCP4:127.0.0.1:$p_q 2>/dev/null)
 ms=$((($(date +%s%N) - start) / 1000000))
 [ -z "$out" ] || fail "the waiter was served while the slot was held"
-[ "$ms" -ge 1800 ] && [ "$ms" -lt 5000 ] || fail "queue_timeout 2s closed the waiter after $ms ms"
+[ "$ms" -ge 3800 ] && [ "$ms" -lt 7000 ] || fail "queue_timeout 4s closed the waiter after $ms ms"
 wait_until 5 log_has "route=queue .*end=queue timeout .*queued_ms=" || fail "no access line for the queue timeout"
 kill "$hq"
 
 # load: 8 clients at once, 3 children at most, every connection served
 wait_until 5 eval '[ "$(children)" = 1 ]' || fail "children left: $(children)"
-(timeout 60 "$load" --connect 127.0.0.1:$p_load --conns 300 --concurrency 8 --size 64 \
-	--max-seconds 50 >"$tmp/load.out") &
-lp=$!
-started_pids+=($lp)
-most=0
-while kill -0 $lp 2>/dev/null; do
-	n=$(children)
-	[ "$n" -gt "$most" ] && most=$n
-	sleep 0.01
-done
-wait $lp || fail "load through the queue: $(cat "$tmp/load.out")"
+timeout 60 "$load" --connect 127.0.0.1:$p_load --conns 300 --concurrency 8 --size 64 \
+	--max-seconds 50 >"$tmp/load.out" || fail "load through the queue: $(cat "$tmp/load.out")"
 grep -q "ok=300 failed=0" "$tmp/load.out" || fail "load: $(cat "$tmp/load.out")"
-# the count includes the children of the two refusal-test holders still running (1)
-[ "$most" -le 4 ] || fail "$most children alive at once with max_instances 3 (+1 holder)"
+wait_until 5 eval '[ "$(cat "$tmp/count/n")" = 0 ]' || fail "$(cat "$tmp/count/n") load children never ended"
+most=$(cat "$tmp/count/max")
+# the queue was used: more than one child at a time, never more than max_instances
+[ "$most" -ge 2 ] && [ "$most" -le 3 ] || fail "$most load children alive at once with max_instances 3"
 
 kill "${holders[@]}" 2>/dev/null
 stop_daemon TERM
