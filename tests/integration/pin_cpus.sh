@@ -47,4 +47,26 @@ want=$(for i in 0 1 2; do echo "$i $allowed"; done)
 [ "$got" = "$want" ] || fail "pin_cpus false: shards on '$(echo $got)', want each on $allowed"
 stop_daemon TERM
 [ "$rc" = 0 ] || fail "exit status $rc"
-echo "PASS: pin_cpus (3 shards pinned one CPU each over $allowed; unpinned without it)"
+# Started with a narrower CPU set (taskset to the last CPU), the shards must stay within
+# it. KNOWN BUG, disabled: the engine pins shard N to CPU N % online CPUs whatever the
+# process may use (src/engine/engine.c pin_thread), so shard 0 lands on CPU 0 outside
+# the set (or fails to pin in a cpuset cgroup). Run with SP_TEST_KNOWN_BUGS=1 to see it.
+narrow="not checked (known bug: SP_TEST_KNOWN_BUGS=1)"
+if [ "${SP_TEST_KNOWN_BUGS:-}" = 1 ] && [ "${#set[@]}" -ge 2 ]; then
+	last=${set[-1]}
+	: >"$log"
+	write_conf true
+	bin_saved=$bin
+	printf '#!/bin/sh\nexec taskset -c %s "%s" "$@"\n' "$last" "$real_bin" >"$tmp/narrow"
+	chmod +x "$tmp/narrow"
+	bin=$tmp/narrow
+	start_daemon "$tmp/conf.yaml"
+	bin=$bin_saved
+	got=$(shard_cpus)
+	want=$(for i in 0 1 2; do echo "$i $last"; done)
+	[ "$got" = "$want" ] || fail "under taskset -c $last: shards pinned as '$(echo $got)', want all on $last"
+	stop_daemon TERM
+	[ "$rc" = 0 ] || fail "exit status $rc"
+	narrow="within taskset -c $last"
+fi
+echo "PASS: pin_cpus (3 shards pinned one CPU each over $allowed; unpinned without it; narrower set: $narrow)"
