@@ -102,7 +102,7 @@ fi
 
 # every child is reaped (the last one's exit is seen a moment after its connection ends)
 zombies() { ps --ppid "$pid" -o stat= | grep -c Z; }
-wait_until 5 eval '[ "$(zombies)" = 0 ]' || fail "$(zombies) zombie children"
+wait_until 30 eval '[ "$(zombies)" = 0 ]' || fail "$(zombies) zombie children"
 stop_daemon TERM
 [ "$rc" = 0 ] || fail "exit status $rc"
 echo "PASS: exec (1 MiB through socket and pipe, env, no fd leak, stderr lines, early exit, failed exec)"

@@ -33,7 +33,7 @@ wait_until 5 log_has "access listener=denied route=deny_one client=127.0.0.1:[0-
 	fail "acl: no denied line in the access log"
 echo_ok TCP6:[::1]:$p6 && fail "acl: ::1 passed an IPv4-only allow list"
 # refused by the acl, not for any other reason (a listener that is not there, a reset)
-wait_until 5 log_has "access listener=v6 route=allow_v4_only client=\[::1\]:[0-9]* end=denied stage=acl" ||
+wait_until 30 log_has "access listener=v6 route=allow_v4_only client=\[::1\]:[0-9]* end=denied stage=acl" ||
 	fail "acl: no denied line for ::1 in the access log"
 
 # 10 connections at once: the burst (3) passes, the rest are refused. One client opens

@@ -32,11 +32,11 @@ held_echo() {
 	local fin fout line
 	fin=$(eval echo "\$${1}_in") fout=$(eval echo "\$${1}_out")
 	echo "$2" >&"$fin"
-	read -r -t 5 line <&"$fout" && [ "$line" = "$2" ]
+	read -r -t 30 line <&"$fout" && [ "$line" = "$2" ]
 }
 release() {
 	local fin p
 	fin=$(eval echo "\$${1}_in") p=$(eval echo "\$${1}_pid")
 	exec {fin}>&-
-	timeout 5 tail --pid="$p" -f /dev/null
+	timeout 30 tail --pid="$p" -f /dev/null
 }

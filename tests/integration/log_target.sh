@@ -18,7 +18,7 @@ mkdir -p /run/systemd && mount -t tmpfs spargiod-test /run/systemd && mkdir /run
 journal=$tmp/journal.txt
 python3 "$(dirname "$0")/journal_recv.py" /run/systemd/journal/socket "$journal" 120 &
 started_pids+=("$!")
-wait_until 5 test -e "$journal.ready" || fail "journal receiver did not start"
+wait_until 30 test -e "$journal.ready" || fail "journal receiver did not start"
 
 port=$(free_port)
 cat >"$tmp/conf.yaml" <<CONF
@@ -40,7 +40,7 @@ run_with() {
 	env "$@" "$bin" -c "$tmp/conf.yaml" 2>>"$out" &
 	pid=$!
 	started_pids+=("$pid")
-	wait_until 10 echo_ok TCP4:127.0.0.1:$port || fail "no echo (${*:-no JOURNAL_STREAM})"
+	wait_until 30 echo_ok TCP4:127.0.0.1:$port || fail "no echo (${*:-no JOURNAL_STREAM})"
 	stop_daemon TERM
 }
 
@@ -49,12 +49,12 @@ run_with() {
 js=$(stat -c '%d:%i' "$log")
 run_with "$log" JOURNAL_STREAM="$js"
 [ "$rc" = 0 ] || fail "exit status $rc"
-wait_until 5 grep -q "MESSAGE=spargiod .*generation 1" "$journal" || fail "no start line in the journal"
+wait_until 30 grep -q "MESSAGE=spargiod .*generation 1" "$journal" || fail "no start line in the journal"
 grep "MESSAGE=spargiod .*generation 1" "$journal" | grep -q "PRIORITY=6 | SYSLOG_IDENTIFIER=spargiod" ||
 	fail "the start line lacks PRIORITY=6 or SYSLOG_IDENTIFIER: $(grep generation "$journal")"
-wait_until 5 grep -q "MESSAGE=access listener=jl .*SPARGIOD_EVENT=access | LISTENER=jl | ROUTE=echo" "$journal" ||
+wait_until 30 grep -q "MESSAGE=access listener=jl .*SPARGIOD_EVENT=access | LISTENER=jl | ROUTE=echo" "$journal" ||
 	fail "no structured access line in the journal"
-wait_until 5 grep -q "MESSAGE=stopped" "$journal" || fail "no stop line in the journal"
+wait_until 30 grep -q "MESSAGE=stopped" "$journal" || fail "no stop line in the journal"
 grep -q "spargiod\[" "$log" && fail "lines on stderr while it is the journal: $(head -3 "$log")"
 
 # JOURNAL_STREAM names another file: stderr

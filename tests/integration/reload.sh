@@ -46,7 +46,7 @@ log_has "reload: generation 2 running" || fail "reload 1 not applied"
 echo_ok TCP4:127.0.0.1:$pc || fail "added listener c does not answer"
 echo_ok TCP4:127.0.0.1:$pb && fail "changed route of b still echoes"
 # refused by the new route's acl, not for any other reason
-wait_until 5 log_has "access listener=b route=closed client=127.0.0.1:[0-9]* end=denied stage=acl" ||
+wait_until 30 log_has "access listener=b route=closed client=127.0.0.1:[0-9]* end=denied stage=acl" ||
 	fail "b's new route did not deny by its acl"
 echo_ok TCP4:127.0.0.1:$pa || fail "unchanged a stopped answering"
 

@@ -44,14 +44,14 @@ hold_echo c2 TCP4:127.0.0.1:$port || fail "c2: no echo"
 [ "$(status_field accepting_paused)" = False ] || fail "accepting_paused at 2 of 3"
 # at the limit: paused, and back when one ends
 hold_echo c3 TCP4:127.0.0.1:$port || fail "c3: no echo"
-wait_until 5 eval '[ "$(status_field accepting_paused)" = True ]' ||
+wait_until 30 eval '[ "$(status_field accepting_paused)" = True ]' ||
 	fail "accepting_paused $(status_field accepting_paused) at max_connections 3"
 [ "$(status_field connections)" = 3 ] || fail "connections $(status_field connections) with 3 open"
 release c3 || fail "c3 did not end"
-wait_until 5 eval '[ "$(status_field accepting_paused)" = False ]' || fail "still paused below the limit"
-wait_until 5 eval '[ "$(status_field connections)" = 2 ]' || fail "connections $(status_field connections) after one ended"
+wait_until 30 eval '[ "$(status_field accepting_paused)" = False ]' || fail "still paused below the limit"
+wait_until 30 eval '[ "$(status_field connections)" = 2 ]' || fail "connections $(status_field connections) after one ended"
 release c1; release c2
-wait_until 5 eval '[ "$(status_field connections)" = 0 ]' || fail "connections $(status_field connections) after all ended"
+wait_until 30 eval '[ "$(status_field connections)" = 0 ]' || fail "connections $(status_field connections) after all ended"
 
 # reloads_failed: counts rejections only
 [ "$(status_field reloads_failed)" = 0 ] || fail "reloads_failed $(status_field reloads_failed) at start"

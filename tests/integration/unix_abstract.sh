@@ -18,7 +18,7 @@ bound() { awk -v n="@$name" '$NF == n' /proc/net/unix | grep -q .; }
 bound || fail "no @$name in /proc/net/unix"
 [ -e "@$name" ] || [ -e "$tmp/@$name" ] && fail "a file was made for the abstract socket"
 for _ in 1 2 3; do echo_ok ABSTRACT-CONNECT:"$name" || fail "no echo through unix:@$name"; done
-wait_until 5 log_has "access listener=abs route=echo client=unix .* in=[0-9]* out=[0-9]* end=closed" ||
+wait_until 30 log_has "access listener=abs route=echo client=unix .* in=[0-9]* out=[0-9]* end=closed" ||
 	fail "no access line for the abstract socket"
 stop_daemon TERM
 [ "$rc" = 0 ] || fail "exit status $rc"

@@ -22,12 +22,12 @@ CONF
 msgs=$tmp/notify.txt
 python3 "$(dirname "$0")/notify_recv.py" "$tmp/notify.sock" "$msgs" 120 &
 started_pids+=("$!")
-wait_until 5 test -e "$msgs.ready" || fail "notify receiver did not start"
+wait_until 30 test -e "$msgs.ready" || fail "notify receiver did not start"
 
 # shard 1 stalls 3 s, 2 s after the first tick
 start_daemon "$tmp/conf.yaml" NOTIFY_SOCKET="$tmp/notify.sock" WATCHDOG_USEC=400000 \
 	SPARGIOD_TEST_STALL=1:2000:3000
-wait_until 20 grep -qx "X_SPARGIOD_TEST_STALL=end" "$msgs" || fail "the test hook's stall did not end"
+wait_until 60 grep -qx "X_SPARGIOD_TEST_STALL=end" "$msgs" || fail "the test hook's stall did not end"
 # pings_between FROM TO: WATCHDOG=1 lines after the line FROM and before the line TO
 pings_between() { awk -v a="$1" -v b="$2" '$0 == a {on = 1; next} $0 == b {on = 0} on && $0 == "WATCHDOG=1" {n++} END {print n + 0}' "$msgs"; }
 before=$(awk '$0 == "X_SPARGIOD_TEST_STALL=begin" {exit} $0 == "WATCHDOG=1" {n++} END {print n + 0}' "$msgs")
@@ -36,8 +36,8 @@ during=$(pings_between X_SPARGIOD_TEST_STALL=begin X_SPARGIOD_TEST_STALL=end)
 # 3 s at a tick every 200 ms would be about 15 pings; the ping answered just before the
 # stall may still be sent once
 [ "$during" -le 1 ] || fail "$during WATCHDOG=1 pings while a shard stalled for 3 s"
-log_has "watchdog: a shard did not answer within a tick" || fail "the stall was not logged"
-wait_until 5 eval '[ "$(pings_between X_SPARGIOD_TEST_STALL=end none)" -ge 3 ]' ||
+wait_until 30 log_has "watchdog: a shard did not answer within a tick" || fail "the stall was not logged"
+wait_until 30 eval '[ "$(pings_between X_SPARGIOD_TEST_STALL=end none)" -ge 3 ]' ||
 	fail "the pings did not come back after the stall"
 for _ in 1 2 3 4; do echo_ok TCP4:127.0.0.1:$port || fail "no echo after the stall"; done
 stop_daemon TERM
