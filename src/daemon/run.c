@@ -15,6 +15,7 @@
 
 #include "control/control.h"
 #include "daemon/daemon.h"
+#include "daemon/testhook.h"
 #include "engine/log.h"
 
 #define TICK_MS 1000
@@ -79,6 +80,7 @@ static void tick(struct sp_daemon *d, bool watchdog)
 		sp_daemon_ping(d);
 	}
 	update_status(d);
+	sp_testhook_tick(d); /* nothing, but in the tests' build */
 }
 
 /* Wait for connections to finish after the listeners closed: up to drain_timeout, or

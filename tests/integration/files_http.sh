@@ -33,7 +33,7 @@ start_daemon "$tmp/conf.yaml"
 # expect_refusal STATUS REQUEST-BYTES (printf format): the status, Connection: close, a close
 expect_refusal() {
 	local want=$1 out rc
-	out=$(printf "$2" | raw --timeout 3) && rc=0 || rc=$?
+	out=$(printf "$2" | raw --timeout 10) && rc=0 || rc=$?
 	[ "$rc" = 0 ] || fail "'$2': connection not closed after the answer (rc $rc)"
 	[ "$(head -1 <<<"$out" | cut -d' ' -f2)" = "$want" ] ||
 		fail "'$2': want $want, got: $(head -1 <<<"$out")"
@@ -51,7 +51,7 @@ expect_refusal 400 'GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\nTransfer-E
 expect_refusal 400 'GET / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip\r\n\r\n'
 expect_refusal 400 'GET /\x01 HTTP/1.1\r\nHost: h\r\n\r\n'
 expect_refusal 405 'POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc'
-out=$(printf 'DELETE /a.txt HTTP/1.1\r\nHost: h\r\n\r\n' | raw --timeout 3)
+out=$(printf 'DELETE /a.txt HTTP/1.1\r\nHost: h\r\n\r\n' | raw --timeout 10)
 grep -q $'^Allow: GET, HEAD\r$' <<<"$out" || fail "405 without Allow: GET, HEAD"
 expect_refusal 413 'GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\n0123456789'
 expect_refusal 413 'GET / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n'
@@ -67,7 +67,7 @@ expect_refusal 431 "GET / HTTP/1.1\r\nHost: h\r\n${many}\r\n"
 # in one write, in pieces, and pipelined behind a short one (the buffer grows, keeps
 # the bytes read ahead, and moves a partial head to its front)
 fits=$(head -c 1800 /dev/zero | tr '\0' b)
-out=$(printf "GET /a.txt HTTP/1.1\r\nHost: h\r\nX-Fits: $fits\r\nConnection: close\r\n\r\n" | raw --timeout 3)
+out=$(printf "GET /a.txt HTTP/1.1\r\nHost: h\r\nX-Fits: $fits\r\nConnection: close\r\n\r\n" | raw --timeout 10)
 grep -q '^plain text' <<<"$out" || fail "an 1.9 KiB head was not served: $(head -1 <<<"$out")"
 out=$(python3 - "$port" "$fits" <<'PY'
 import socket, sys, time
@@ -76,7 +76,7 @@ head = ("GET /a.txt HTTP/1.1\r\nHost: h\r\nX-Fits: %s\r\nConnection: close\r\n\r
 for i in range(0, len(head), 600):  # in pieces: the first ones fill the 1 KiB buffer
     s.sendall(head[i:i + 600])
     time.sleep(0.1)
-s.settimeout(3)
+s.settimeout(10)
 got = b""
 while (b := s.recv(65536)):
     got += b
@@ -85,37 +85,61 @@ PY
 )
 grep -q '^plain text' <<<"$out" || fail "a 1.9 KiB head sent in pieces was not served: $(head -1 <<<"$out")"
 out=$(printf "GET /a.txt HTTP/1.1\r\nHost: h\r\n\r\nGET /index.html HTTP/1.1\r\nHost: h\r\nX-Fits: $fits\r\nConnection: close\r\n\r\n" |
-	raw --timeout 3)
+	raw --timeout 10)
 [ "$(grep -c '^HTTP/1.1 200 OK' <<<"$out")" = 2 ] || fail "a long head pipelined behind a short one: $out"
 grep -q '^hello' <<<"$out" || fail "the long pipelined head's answer is missing its body"
 
 # pipelining: three requests in one write, three answers in order, then the close asked for
 out=$(printf 'GET /a.txt HTTP/1.1\r\nHost: h\r\n\r\nHEAD /index.html HTTP/1.1\r\nHost: h\r\n\r\nGET /index.html HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n' |
-	raw --timeout 3) || fail "pipelined requests: connection not closed after Connection: close"
+	raw --timeout 10) || fail "pipelined requests: connection not closed after Connection: close"
 [ "$(grep -c '^HTTP/1.1 200 OK' <<<"$out")" = 3 ] || fail "pipelining: not three answers: $out"
 [ "$(grep -v '^[A-Z][A-Za-z-]*: \|^HTTP/1.1\|^.$' <<<"$out" | tr -d '\r')" = "$(printf 'plain text\nhello')" ] ||
 	fail "pipelining: bodies out of order: $out"
 
 # HTTP/1.0: closes by default, keeps alive when asked
-printf 'GET /a.txt HTTP/1.0\r\n\r\n' | raw --timeout 3 >/dev/null || fail "HTTP/1.0 did not close"
-out=$(printf 'GET /a.txt HTTP/1.0\r\nConnection: keep-alive\r\n\r\n' | raw --timeout 0.5) && fail "HTTP/1.0 keep-alive closed"
+printf 'GET /a.txt HTTP/1.0\r\n\r\n' | raw --timeout 10 >/dev/null || fail "HTTP/1.0 did not close"
+# (kept alive: a second request on the same connection, sent once the first answer is
+# in, is answered too; no wait for a close that must not come)
+out=$(timeout 20 python3 - "$port" <<'PY'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+def answer():
+    got = b""
+    while b"\r\n\r\n" not in got or not got.endswith(b"plain text\n"):
+        d = s.recv(65536)
+        if not d:
+            return got + b"<closed>"
+        got += d
+    return got
+s.sendall(b"GET /a.txt HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+first = answer()
+sys.stdout.write(first.decode(errors="replace"))
+if first.endswith(b"<closed>"):
+    sys.exit(1)
+s.sendall(b"GET /a.txt HTTP/1.0\r\n\r\n")
+print("second:", answer().split(b"\r\n")[0].decode(errors="replace"))
+PY
+) || fail "HTTP/1.0 keep-alive closed after the first answer: $out"
 grep -q $'^Connection: keep-alive\r$' <<<"$out" || fail "HTTP/1.0 keep-alive answer lacks Connection: keep-alive"
+grep -q '^second: HTTP/1.[01] 200' <<<"$out" || fail "HTTP/1.0 keep-alive: no answer to a second request: $out"
 # keep-alive in 1.1: curl reuses the connection for a second URL
 curl -sv "http://127.0.0.1:$port/a.txt" "http://127.0.0.1:$port/index.html" 2>&1 | grep -q 'Re-using existing connection' ||
 	fail "HTTP/1.1 keep-alive: the connection was not reused"
 
-# slow clients: a trickled head is cut at header_timeout (1 s) though bytes keep coming
+# slow clients: a trickled head is cut at header_timeout (1 s) though bytes keep coming.
+# Bounds: at 1 s, up to one watchdog tick late (a few per second here); up to 4 s allows
+# 2.75 s of stall on a loaded machine, and is still well short of the client's 6 s.
 t=$(printf 'GET / HTTP/1.1\r\nHost: h\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n' |
 	raw --trickle 0.1 --timeout 6 --elapsed) || fail "slowloris: not disconnected within 6 s"
-awk -v t="$t" 'BEGIN { exit !(t >= 0.9 && t < 3) }' || fail "slowloris cut after $t s, want ~1 s"
+awk -v t="$t" 'BEGIN { exit !(t >= 0.9 && t < 4) }' || fail "slowloris cut after $t s, want ~1 s"
 wait_until 30 log_has 'status=408' || fail "no 408 in the access log for the slow head"
 log_wait 30 'end=header timeout' || fail "no 'header timeout' end in the access log"
 # a connection that never sends anything, and an idle keep-alive one
 t=$(printf '' | raw --timeout 6 --elapsed) || fail "silent connection still open after 6 s"
-awk -v t="$t" 'BEGIN { exit !(t >= 0.9 && t < 3) }' || fail "silent connection closed after $t s"
+awk -v t="$t" 'BEGIN { exit !(t >= 0.9 && t < 4) }' || fail "silent connection closed after $t s"
 t=$(printf 'GET /a.txt HTTP/1.1\r\nHost: h\r\n\r\n' | raw --timeout 6 --elapsed) ||
 	fail "idle keep-alive connection still open after 6 s"
-awk -v t="$t" 'BEGIN { exit !(t >= 0.9 && t < 3) }' || fail "idle keep-alive connection closed after $t s"
+awk -v t="$t" 'BEGIN { exit !(t >= 0.9 && t < 4) }' || fail "idle keep-alive connection closed after $t s"
 # a client that stops reading a large file is dropped after send_timeout
 printf 'GET /big.bin HTTP/1.1\r\nHost: h\r\n\r\n' | raw --rcvbuf 4096 --hold 4 --timeout 5 >/dev/null &
 reader=$!

@@ -41,4 +41,6 @@ q=$(stalled "$p_off") || fail "off: $q"
 echo "off: send queue $q bytes with notsent_lowat 0"
 [ "$q" -gt $((512 * 1024)) ] || fail "notsent_lowat 0: only $q bytes queued: the check above proves nothing"
 
+stop_daemon TERM
+[ "$rc" = 0 ] || fail "exit status $rc (a shutdown leak or sanitizer report?)"
 echo "PASS: files notsent_lowat (the send queue held near 32 KiB by sendfile, splice and read+send; not with 0; every byte arrives)"

@@ -32,11 +32,29 @@ echo_ok TCP4:127.0.0.1:$pd && fail "acl: a denied client got an echo"
 wait_until 30 log_has "access listener=denied route=deny_one client=127.0.0.1:[0-9]* end=denied stage=acl" ||
 	fail "acl: no denied line in the access log"
 echo_ok TCP6:[::1]:$p6 && fail "acl: ::1 passed an IPv4-only allow list"
+# refused by the acl, not for any other reason (a listener that is not there, a reset)
+wait_until 30 log_has "access listener=v6 route=allow_v4_only client=\[::1\]:[0-9]* end=denied stage=acl" ||
+	fail "acl: no denied line for ::1 in the access log"
 
-# 10 connections at once: the burst (3) passes, the rest are refused
-passed=0
-for _ in $(seq 10); do echo_ok TCP4:127.0.0.1:$pr && passed=$((passed + 1)); done
-[ "$passed" -ge 3 ] && [ "$passed" -le 5 ] || fail "rate_limit: $passed of 10 passed (want 3, or 4-5 if refills came in)"
+# 10 connections at once: the burst (3) passes, the rest are refused. One client opens
+# all 10 within a few ms, then writes on each and counts the echoes. Margin: a 4th token
+# comes back only if the daemon takes the 10 in over 500 ms (2/s), a 5th over 1 s: 4 is
+# allowed for a loaded machine's stall, 5 is not.
+passed=$(timeout 20 python3 - "$pr" <<'PY'
+import socket, sys
+conns = [socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5) for _ in range(10)]
+n = 0
+for s in conns:
+    try:
+        s.sendall(b"ping\n")
+        s.settimeout(3)
+        n += s.recv(16) == b"ping\n"
+    except OSError:
+        pass
+print(n)
+PY
+) || fail "rate_limit: the client of 10 at once failed"
+[ "$passed" -ge 3 ] && [ "$passed" -le 4 ] || fail "rate_limit: $passed of 10 passed at once (want 3, or 4 after a stall)"
 # each refusal's access log line comes as its connection ends, maybe after echo_ok did
 denied_lines() { log_count "route=limited client=127.0.0.1:[0-9]* end=denied stage=rate_limit"; }
 wait_until 30 eval '[ $(($(denied_lines) + passed)) = 10 ]' ||

@@ -35,4 +35,6 @@ q=$(stalled "$p_off") || fail "off: $q"
 echo "off: send queue $q bytes with notsent_lowat 0"
 [ "$q" -gt $((512 * 1024)) ] || fail "notsent_lowat 0: only $q bytes queued: the check above proves nothing"
 
+stop_daemon TERM
+[ "$rc" = 0 ] || fail "exit status $rc (a shutdown leak or sanitizer report?)"
 echo "PASS: proxy notsent_lowat (a streaming download's send queue held near 32 KiB; not with 0; every byte arrives)"

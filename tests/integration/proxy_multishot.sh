@@ -66,7 +66,8 @@ run() {
 	wait_until 30 eval '[ "$(bufs_free)" = 256 ]' || fail "$name: $(bufs_free) buffers free after, want 256"
 	echo "$name: at most $held provided buffers held while the server stalled"
 	[ "$held" -le "$max" ] || fail "$name: $held buffers held for one stalled connection, want at most $max"
-	stop_daemon
+	stop_daemon TERM
+	[ "$rc" = 0 ] || fail "$name: exit status $rc"
 }
 
 run multishot 8

@@ -11,7 +11,7 @@ cat >"$conf" <<CONF
 version: 1
 control: {socket: "$tmp/control.sock"}
 engine: {shards: 2}
-log: {access_log: false}
+log: {access_log: true}
 listeners:
   - {name: a, bind: "127.0.0.1:$pa", route: open}
   - {name: b, bind: "127.0.0.1:$pb", route: open}
@@ -32,7 +32,7 @@ cat >"$conf" <<CONF
 version: 1
 control: {socket: "$tmp/control.sock"}
 engine: {shards: 2}
-log: {access_log: false}
+log: {access_log: true}
 listeners:
   - {name: a, bind: "127.0.0.1:$pa", route: open}
   - {name: b, bind: "127.0.0.1:$pb", route: closed}
@@ -45,6 +45,9 @@ reload_and_wait
 log_wait 30 "reload: generation 2 running" || fail "reload 1 not applied"
 echo_ok TCP4:127.0.0.1:$pc || fail "added listener c does not answer"
 echo_ok TCP4:127.0.0.1:$pb && fail "changed route of b still echoes"
+# refused by the new route's acl, not for any other reason
+wait_until 30 log_has "access listener=b route=closed client=127.0.0.1:[0-9]* end=denied stage=acl" ||
+	fail "b's new route did not deny by its acl"
 echo_ok TCP4:127.0.0.1:$pa || fail "unchanged a stopped answering"
 
 # remove b
@@ -52,7 +55,7 @@ cat >"$conf" <<CONF
 version: 1
 control: {socket: "$tmp/control.sock"}
 engine: {shards: 2}
-log: {access_log: false}
+log: {access_log: true}
 listeners:
   - {name: a, bind: "127.0.0.1:$pa", route: open}
   - {name: c, bind: "127.0.0.1:$pc", route: open}

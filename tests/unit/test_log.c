@@ -7,9 +7,11 @@
 #include <check.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "engine/log.h"
 
@@ -17,12 +19,17 @@
 
 static long next_seq[THREADS];
 static _Atomic long received, out_of_order, dropped_reported, with_fields;
+static _Atomic bool wedged; /* the writer waits in the sink while this is set */
 
 static void sink(int level, const char *msg, const char *fields)
 {
 	int t;
 	long seq;
 	long lost;
+	while (atomic_load(&wedged)) {
+		struct timespec ts = { 0, 1000000 };
+		nanosleep(&ts, NULL);
+	}
 	if (sscanf(msg, "log: %ld lines dropped", &lost) == 1) {
 		atomic_fetch_add(&dropped_reported, lost);
 		return;
@@ -51,7 +58,11 @@ static void *producer(void *arg)
 	return NULL;
 }
 
-static void run(long lines_per_thread)
+/* Log lines_per_thread lines from each of THREADS threads, then stop the writer. With
+ * wedge, the writer is stuck in the sink from its first line until every producer has
+ * returned: producers that waited for room would never return, so they are given 30 s
+ * (their 800000 calls take well under a second) before the test fails. */
+static void run_wedged(long lines_per_thread, bool wedge)
 {
 	pthread_t th[THREADS];
 	struct job jobs[THREADS];
@@ -60,16 +71,30 @@ static void run(long lines_per_thread)
 	atomic_store(&dropped_reported, 0);
 	atomic_store(&out_of_order, 0);
 	atomic_store(&with_fields, 0);
+	atomic_store(&wedged, wedge);
 	sp_log_set_sink(sink);
 	ck_assert_int_eq(sp_log_async_start(), 0);
 	for (int i = 0; i < THREADS; i++) {
 		jobs[i] = (struct job){ i, lines_per_thread };
 		pthread_create(&th[i], NULL, producer, &jobs[i]);
 	}
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 30;
+	int blocked = 0;
 	for (int i = 0; i < THREADS; i++)
-		pthread_join(th[i], NULL);
+		if (pthread_timedjoin_np(th[i], NULL, &until) != 0)
+			blocked++;
+	atomic_store(&wedged, false);
+	ck_assert_msg(blocked == 0, "%d producers still blocked 30 s after the writer stalled",
+		      blocked);
 	sp_log_async_stop();
 	sp_log_set_sink(NULL);
+}
+
+static void run(long lines_per_thread)
+{
+	run_wedged(lines_per_thread, false);
 }
 
 START_TEST(every_line_arrives_in_order)
@@ -84,7 +109,22 @@ END_TEST
 
 START_TEST(flood_drops_and_reports)
 {
-	run(200000); /* far beyond the ring: callers must not wait */
+	/* far beyond the ring, with the writer stalled: the callers return all the same
+	 * (checked in run_wedged), lines are dropped, and the drop is reported */
+	run_wedged(200000, true);
+	ck_assert_int_eq(atomic_load(&out_of_order), 0);
+	ck_assert_int_eq(atomic_load(&received) + atomic_load(&dropped_reported), THREADS * 200000);
+	ck_assert_int_gt(atomic_load(&received), 0);
+	/* the ring held what it could while the writer was stuck: most lines were dropped */
+	ck_assert_int_gt(atomic_load(&dropped_reported), THREADS * 200000 / 2);
+}
+END_TEST
+
+START_TEST(flood_unwedged_drops_are_counted)
+{
+	/* the writer free to run: whatever it could not keep up with is reported, never
+	 * lost silently (received + reported drops is every line) */
+	run(200000);
 	ck_assert_int_eq(atomic_load(&out_of_order), 0);
 	ck_assert_int_eq(atomic_load(&received) + atomic_load(&dropped_reported), THREADS * 200000);
 	ck_assert_int_gt(atomic_load(&received), 0);
@@ -117,6 +157,7 @@ int main(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, every_line_arrives_in_order);
 	tcase_add_test(tc, flood_drops_and_reports);
+	tcase_add_test(tc, flood_unwedged_drops_are_counted);
 	tcase_add_test(tc, level_filter);
 	tcase_add_test(tc, restart_after_stop);
 	suite_add_tcase(s, tc);

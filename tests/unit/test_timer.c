@@ -15,6 +15,8 @@ struct ttimer {
 	struct sp_timer timer;
 	uint64_t deadline;        /* the final one asked */
 	bool cancelled;
+	_Atomic bool final;       /* armed for the last time: fires from now on are counted */
+	_Atomic long fired_final;
 	_Atomic long fired;
 	_Atomic long cancels;
 	_Atomic uint64_t fired_at;
@@ -40,6 +42,8 @@ static void on_fire(struct sp_op *op, int res, uint32_t flags)
 	if (tick > last_tick)
 		last_tick = tick;
 	atomic_store(&t->fired_at, now);
+	if (atomic_load(&t->final))
+		atomic_fetch_add(&t->fired_final, 1);
 	atomic_fetch_add(&t->fired, 1);
 	atomic_fetch_add(&total_fired, 1);
 }
@@ -72,6 +76,49 @@ static void arm(struct ttimer *t, uint64_t deadline)
 {
 	t->deadline = deadline;
 	sp_timer_arm(&t->timer, deadline);
+}
+
+/* wait_past: instead of sleeping "past every deadline", arm a marker timer on every
+ * shard for a moment after them and wait for all to fire: a wheel fires in deadline
+ * order (free within its 1 ms tick, hence 2 ms more), so by then every timer due before
+ * has fired, however late the shards ran. Then a call through every shard, so that a
+ * fire handed on to another shard by message has been run too. */
+#define MAX_MARKERS 4
+static struct sp_timer markers[MAX_MARKERS];
+static _Atomic long marker_fired;
+static uint64_t marker_deadline;
+
+static void on_marker(struct sp_op *op, int res, uint32_t flags)
+{
+	(void)op;
+	(void)flags;
+	if (res == 0)
+		atomic_fetch_add(&marker_fired, 1);
+}
+
+static void arm_marker(void *arg)
+{
+	struct sp_timer *m = arg;
+	sp_timer_init(m, NULL, on_marker);
+	sp_timer_arm(m, marker_deadline);
+}
+
+static void nothing(void *arg)
+{
+	(void)arg;
+}
+
+static void wait_past(struct sp_engine *e, uint64_t deadline)
+{
+	unsigned n = sp_engine_nshards(e);
+	ck_assert_uint_le(n, MAX_MARKERS);
+	atomic_store(&marker_fired, 0);
+	marker_deadline = deadline + 2 * MS;
+	for (unsigned i = 0; i < n; i++)
+		run_on_shard(e, i, arm_marker, &markers[i]);
+	ck_assert_msg(wait_atomic(&marker_fired, n, 20000), "the marker timers did not fire");
+	for (unsigned i = 0; i < n; i++)
+		run_on_shard(e, i, nothing, NULL);
 }
 
 static void arm_random(void *arg)
@@ -130,7 +177,11 @@ START_TEST(test_rearm_cancel_storm)
 	for (long i = 0; i < ntimers; i++)
 		want += !timers[i].cancelled;
 	ck_assert(wait_atomic(&total_fired, want, 20000));
-	sleep_us(150000); /* past every deadline asked: nothing else may fire */
+	uint64_t last = 0;
+	for (long i = 0; i < ntimers; i++)
+		if (timers[i].deadline > last)
+			last = timers[i].deadline;
+	wait_past(eng, last); /* past every deadline asked: nothing else may fire */
 	ck_assert_int_eq(atomic_load(&total_fired), want);
 	ck_assert_int_eq(atomic_load(&early), 0);
 	for (long i = 0; i < ntimers; i++) {
@@ -174,7 +225,7 @@ START_TEST(test_interval)
 	ck_assert_uint_ge(sp_now_ns() - t0, 45 * MS);
 	run_on_shard(eng, 0, stop_every, NULL);
 	long n = atomic_load(&ticks);
-	sleep_us(30000);
+	wait_past(eng, sp_now_ns() + 15 * MS); /* three periods: none may come */
 	ck_assert_int_eq(atomic_load(&ticks), n);
 	stop_engine(eng);
 }
@@ -350,6 +401,7 @@ static void mt_step(struct sp_op *op, int res, uint32_t flags)
 		io_uring_prep_nop(sqe);
 		sp_op_submit(&m->op, sqe);
 	} else {
+		atomic_store(&m->t.final, true);
 		arm(&m->t, sp_now_ns() + 30 * MS); /* final word */
 		atomic_fetch_add(&mt_done, 1);
 	}
@@ -387,8 +439,16 @@ START_TEST(test_stolen_tasks_rearm)
 	ck_assert(wait_atomic(&mt_done, nmt, 60000));
 	/* intermediate timers (>= 20 ms) may have fired between steps; count the final
 	 * ones: every task's timer fires for its final deadline, exactly once after it */
-	sleep_us(100000);
+	uint64_t last = 0;
 	for (long i = 0; i < nmt; i++) {
+		ck_assert_msg(wait_atomic(&mt[i].t.fired_final, 1, 20000),
+			      "task %ld: its final timer never fired", i);
+		if (mt[i].t.deadline > last)
+			last = mt[i].t.deadline;
+	}
+	wait_past(eng, last); /* a second fire would have come by now */
+	for (long i = 0; i < nmt; i++) {
+		ck_assert_int_eq(atomic_load(&mt[i].t.fired_final), 1);
 		ck_assert_uint_ge(atomic_load(&mt[i].t.fired_at), mt[i].t.deadline);
 		ck_assert(!sp_timer_armed(&mt[i].t.timer));
 	}
