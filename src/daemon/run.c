@@ -190,6 +190,11 @@ int sp_daemon_run(const char *config_path)
 	sp_conf_errors_free(&errs);
 	sp_logging_setup(cfg->log.target, cfg->log.level);
 	sp_log_async_start(); /* from here on no thread waits for the log */
+	if (sp_daemon_check_start(cfg, err, sizeof(err)) < 0) {
+		sp_config_unref(cfg);
+		status = SP_EXIT_CONFIG;
+		goto out;
+	}
 
 	d.nshards = cfg->engine.shards ? cfg->engine.shards : online_cpus();
 	sp_systemd_sockets_load();
