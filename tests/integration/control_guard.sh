@@ -71,7 +71,7 @@ started_pids+=("$!")
 
 # 64 idle clients of an allowed uid (nobody, in root's group): root and nobody itself
 # are still served, at once
-as_nobody_in_root_group $py "$hold" 64 "$sock" 8 >"$tmp/held" &
+as_nobody_in_root_group $py "$hold" 64 "$sock" 20 >"$tmp/held" &
 started_pids+=("$!")
 wait_until 10 grep -q ready "$tmp/held" || fail "64 clients did not connect"
 t0=$(date +%s%N)
@@ -80,7 +80,8 @@ grep -q '"ok":true' <<<"$out" || fail "status: $out"
 out=$(as_nobody_in_root_group timeout 10 "$ctl" -s "$sock" --json status) ||
 	fail "nobody's own status while its 64 clients sit: $out"
 ms=$((($(date +%s%N) - t0) / 1000000))
-[ "$ms" -lt 3000 ] || fail "status took $ms ms beside 64 idle clients"
+# (before: no answer until the 64 went away; the bound leaves room for a loaded machine)
+[ "$ms" -lt 8000 ] || fail "status took $ms ms beside 64 idle clients"
 
 # 2000 refused connects (nobody, not in root's group): one warning, one summary
 before=$(log_count "refused a client with uid $(id -u nobody)")
@@ -143,7 +144,8 @@ rc=0; out=$(timeout 10 "$bin" -c "$tmp/open.yaml" 2>&1) || rc=$?
 	fail "directory writable by all: $rc $out"
 # a missing directory is made private: search rights only where the mode lets in
 sed "s|$sock|$tmp/made/c.sock|; s|0666|0600|" "$tmp/conf.yaml" >"$tmp/made.yaml"
-start_daemon "$tmp/made.yaml"
+start_daemon "$tmp/made.yaml" # (its start line is in the log already: wait for the socket)
+wait_until 10 test -S "$tmp/made/c.sock" || fail "no socket in a made directory"
 [ "$(stat -c %a "$tmp/made")" = 700 ] || fail "made directory mode $(stat -c %a "$tmp/made")"
 stop_daemon
 
