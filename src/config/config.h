@@ -311,6 +311,10 @@ int sp_config_check_resources(const struct sp_config *cfg, struct sp_conf_errors
  * root) go to warn(arg, line). */
 int sp_config_check_start(const struct sp_config *cfg, struct sp_conf_errors *errs,
 			  void (*warn)(void *arg, const char *line), void *arg);
+/* The directory of a socket path may hold a socket of ours when it belongs to root, to
+ * us or to also and nobody else can write it: 0, or -EPERM with why in err; 1 with a
+ * warning in err for a sticky shared one (/tmp). A missing directory is 0. */
+int sp_socket_dir_check(const char *path, uid_t also, char *err, size_t errlen);
 
 struct sp_config *sp_config_ref(struct sp_config *cfg);
 void sp_config_unref(struct sp_config *cfg); /* frees on the last reference; NULL ok */

@@ -7,6 +7,7 @@
  * directory), and unix paths that name one file through a symlink.
  */
 #include <errno.h>
+#include <libgen.h>
 #include <limits.h>
 #include <pwd.h>
 #include <stdarg.h>
@@ -70,6 +71,40 @@ static void files_root(struct check *k, const struct sp_conf_stage *st)
 		warn(k, st->pos, "files root '%s' is served by a daemon running as root: any file "
 		     "under it that root can read will be sent; set process.user to drop "
 		     "privileges (spargiod.yaml(5), \"process\")", st->files.root);
+}
+
+int sp_socket_dir_check(const char *path, uid_t also, char *err, size_t errlen)
+{
+	char *copy = strdup(path);
+	const char *dir = copy ? dirname(copy) : NULL;
+	struct stat st;
+	int ret = 0;
+	if (!dir) {
+		snprintf(err, errlen, "out of memory");
+		ret = -ENOMEM;
+	} else if (stat(dir, &st) < 0) {
+		ret = errno == ENOENT ? 0 : -errno; /* missing: made private at start */
+		if (ret)
+			snprintf(err, errlen, "its directory %s: %s", dir, strerror(errno));
+	} else if (st.st_uid != 0 && st.st_uid != geteuid() && st.st_uid != also) {
+		struct passwd *pw = getpwuid(st.st_uid);
+		snprintf(err, errlen, "its directory %s belongs to uid %u (%s), who could replace "
+			 "the socket: use a directory of root or of this daemon's user", dir,
+			 (unsigned)st.st_uid, pw ? pw->pw_name : "no such user");
+		ret = -EPERM;
+	} else if ((st.st_mode & 0022) && !(st.st_mode & S_ISVTX)) {
+		snprintf(err, errlen, "its directory %s is writable by other users (mode %04o), "
+			 "who could replace the socket: use a private directory", dir,
+			 (unsigned)(st.st_mode & 07777));
+		ret = -EPERM;
+	} else if (st.st_mode & 0022) {
+		snprintf(err, errlen, "its directory %s is shared (mode %04o): another user could "
+			 "take the name before a start; a private directory is safer", dir,
+			 (unsigned)(st.st_mode & 07777));
+		ret = 1;
+	}
+	free(copy);
+	return ret;
 }
 
 /* A socket file at path must be a socket of root, of us or of process.user: a socket of
@@ -160,8 +195,16 @@ int sp_config_check_start(const struct sp_config *cfg, struct sp_conf_errors *er
 		for (size_t j = 0; j < cfg->routes[i].n_stages; j++)
 			if (cfg->routes[i].stages[j].kind == SP_STAGE_FILES)
 				files_root(&k, &cfg->routes[i].stages[j]);
-	if (cfg->control.socket)
+	if (cfg->control.socket) {
+		char why[512];
+		int r = sp_socket_dir_check(cfg->control.socket, k.user_uid, why, sizeof(why));
+		if (r < 0)
+			sp_report(&k.rep, cfg->control.pos, "control.socket %s: %s",
+				  cfg->control.socket, why);
+		else if (r > 0)
+			warn(&k, cfg->control.pos, "control.socket %s: %s", cfg->control.socket, why);
 		socket_path(&k, cfg->control.pos, "control.socket", cfg->control.socket);
+	}
 	for (size_t i = 0; i < cfg->n_listeners; i++) {
 		const struct sp_conf_listener *l = &cfg->listeners[i];
 		char what[96];

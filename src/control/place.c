@@ -19,6 +19,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "config/config.h"
 #include "control/control.h"
 #include "engine/log.h"
 
@@ -34,41 +35,29 @@ static bool trusted(uid_t uid, uid_t also)
 }
 
 /* The directory: created private when missing (search rights for whom the socket's mode
- * lets in: 0660 makes 0750), else checked. */
+ * lets in: 0660 makes 0750), else checked (sp_socket_dir_check). */
 static int place_dir(const char *path, mode_t mode, uid_t also, char *err, size_t errlen)
 {
-	char *copy = strdup(path);
+	char *copy = strdup(path), why[512];
 	if (!copy) {
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
 	const char *dir = dirname(copy);
 	mode_t dmode = 0700 | (mode & 0060 ? 0050 : 0) | (mode & 0006 ? 0005 : 0);
-	struct stat st;
 	int ret = 0;
 	if (mkdir(dir, dmode) == 0) {
-		chmod(dir, dmode); /* the umask does not narrow it further */
+		if (chmod(dir, dmode) < 0) /* the umask does not narrow it further */
+			sp_log(SP_LOG_WARN, "control socket: chmod %s: %s", dir, strerror(errno));
 	} else if (errno != EEXIST) {
 		snprintf(err, errlen, "control.socket %s: cannot create its directory %s: %s", path,
 			 dir, strerror(errno));
 		ret = -errno;
-	} else if (stat(dir, &st) < 0) {
-		snprintf(err, errlen, "control.socket %s: %s: %s", path, dir, strerror(errno));
-		ret = -errno;
-	} else if (!trusted(st.st_uid, also)) {
-		snprintf(err, errlen, "control.socket %s: its directory %s belongs to uid %u (%s), "
-			 "who could replace the socket: use a directory of root or of this daemon's "
-			 "user", path, dir, (unsigned)st.st_uid, user_name(st.st_uid));
-		ret = -EPERM;
-	} else if ((st.st_mode & 0022) && !(st.st_mode & S_ISVTX)) {
-		snprintf(err, errlen, "control.socket %s: its directory %s is writable by other "
-			 "users (mode %04o), who could replace the socket: use a private directory",
-			 path, dir, (unsigned)(st.st_mode & 07777));
-		ret = -EPERM;
-	} else if (st.st_mode & 0022) {
-		sp_log(SP_LOG_WARN, "control.socket %s: its directory %s is shared (mode %04o): "
-		       "another user could take the name before a start; a private directory is "
-		       "safer", path, dir, (unsigned)(st.st_mode & 07777));
+	} else if ((ret = sp_socket_dir_check(path, also, why, sizeof(why))) < 0) {
+		snprintf(err, errlen, "control.socket %s: %s", path, why);
+	} else if (ret > 0) {
+		sp_log(SP_LOG_WARN, "control.socket %s: %s", path, why);
+		ret = 0;
 	}
 	free(copy);
 	return ret;

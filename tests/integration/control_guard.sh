@@ -134,14 +134,21 @@ rc=0; out=$(timeout 10 "$bin" -c "$tmp/squat.yaml" 2>&1) || rc=$?
 
 mkdir -m 755 "$tmp/nobodys" && chown nobody "$tmp/nobodys"
 sed "s|$sock|$tmp/nobodys/c.sock|" "$tmp/conf.yaml" >"$tmp/dir.yaml"
-rc=0; out=$(timeout 10 "$bin" -c "$tmp/dir.yaml" 2>&1) || rc=$?
-[ "$rc" = 3 ] && grep -q "its directory $tmp/nobodys belongs to uid $(id -u nobody) (nobody)" <<<"$out" ||
-	fail "directory of another user: $rc $out"
 mkdir -m 777 "$tmp/open" && chmod 777 "$tmp/open"
 sed "s|$sock|$tmp/open/c.sock|" "$tmp/conf.yaml" >"$tmp/open.yaml"
-rc=0; out=$(timeout 10 "$bin" -c "$tmp/open.yaml" 2>&1) || rc=$?
-[ "$rc" = 3 ] && grep -q "its directory $tmp/open is writable by other users (mode 0777)" <<<"$out" ||
-	fail "directory writable by all: $rc $out"
+for t in -t ""; do # -t and a start agree, with the position of the path
+	rc=0; out=$(timeout 10 "$bin" $t -c "$tmp/dir.yaml" 2>&1) || rc=$?
+	[ "$rc" = 1 ] && grep -qE "$tmp/dir.yaml:2:[0-9]+: control.socket $tmp/nobodys/c.sock: its directory $tmp/nobodys belongs to uid $(id -u nobody) \(nobody\)" <<<"$out" ||
+		fail "directory of another user ($t): $rc $out"
+	rc=0; out=$(timeout 10 "$bin" $t -c "$tmp/open.yaml" 2>&1) || rc=$?
+	[ "$rc" = 1 ] && grep -qE "$tmp/open.yaml:2:[0-9]+: control.socket $tmp/open/c.sock: its directory $tmp/open is writable by other users \(mode 0777\)" <<<"$out" ||
+		fail "directory writable by all ($t): $rc $out"
+done
+[ -e "$tmp/nobodys/c.sock" ] || [ -e "$tmp/open/c.sock" ] && fail "a socket was bound in a directory of others"
+# a sticky shared one (/tmp-like) is a warning
+rc=0; out=$("$bin" -t -c "$tmp/squat.yaml" 2>&1) || rc=$?
+grep -qE "$tmp/squat.yaml:2:[0-9]+: warning: control.socket $squat: its directory $tmp/shared is shared \(mode 1777\)" <<<"$out" ||
+	fail "no warning for a sticky shared directory: $out"
 # a missing directory is made private: search rights only where the mode lets in
 sed "s|$sock|$tmp/made/c.sock|; s|0666|0600|" "$tmp/conf.yaml" >"$tmp/made.yaml"
 start_daemon "$tmp/made.yaml" # (its start line is in the log already: wait for the socket)
