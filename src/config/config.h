@@ -135,6 +135,7 @@ struct sp_conf_files {
 	uint64_t file_cache_valid_ms;  /* revalidate a cached file after, default 1s */
 	enum sp_files_splice splice;   /* large bodies by splice or read+send; auto */
 	unsigned notsent_lowat;        /* TCP_NOTSENT_LOWAT under large bodies, 32 KiB; 0: off */
+	bool allow_system_root;        /* serve a root of / /etc /proc /sys...; default false */
 };
 
 enum sp_exec_stdio { SP_EXEC_SOCKET, SP_EXEC_PIPE };
@@ -253,6 +254,7 @@ struct sp_config {
 	struct {
 		char *socket; /* default /run/spargiod/control.sock */
 		mode_t mode;  /* default 0660 */
+		struct sp_conf_pos pos; /* of the socket: value (0:0 when absent) */
 	} control;
 	struct {
 		int level; /* SP_LOG_* of engine/log.h, default info */
@@ -304,6 +306,19 @@ int sp_config_load_buffer(const char *name, const char *buf, size_t len,
  * and are directories, exec commands exist and are executable, users exist. Appends to
  * errs (which must be initialized, e.g. by a load or to { 0 }); returns 0 or -EINVAL. */
 int sp_config_check_resources(const struct sp_config *cfg, struct sp_conf_errors *errs);
+
+/* What a start checks before binding, and `spargiod -t` and a reload too (safety.c): a
+ * files root that is a system directory (/, /etc, /proc, /sys...) without
+ * allow_system_root, a control or unix socket path taken by something that is not a
+ * socket or by another user's socket, unix paths that name one file. Errors are appended
+ * to errs (-EINVAL); warnings ("FILE:LINE:COL: warning: ...", a files root served as
+ * root) go to warn(arg, line). */
+int sp_config_check_start(const struct sp_config *cfg, struct sp_conf_errors *errs,
+			  void (*warn)(void *arg, const char *line), void *arg);
+/* The directory of a socket path may hold a socket of ours when it belongs to root, to
+ * us or to also and nobody else can write it: 0, or -EPERM with why in err; 1 with a
+ * warning in err for a sticky shared one (/tmp). A missing directory is 0. */
+int sp_socket_dir_check(const char *path, uid_t also, char *err, size_t errlen);
 
 struct sp_config *sp_config_ref(struct sp_config *cfg);
 void sp_config_unref(struct sp_config *cfg); /* frees on the last reference; NULL ok */

@@ -122,6 +122,13 @@ void sp_cf_globals(struct sp_cf_ctx *cx, const struct sp_ynode *root,
 void sp_cf_upstreams(struct sp_cf_ctx *cx, const struct sp_ynode *seq, struct sp_cf_names *names);
 void sp_cf_routes(struct sp_cf_ctx *cx, const struct sp_ynode *seq,
 		  const struct sp_cf_names *upstreams, struct sp_cf_names *names);
+/* binds.c: binds that cannot be bound together though written differently (a
+ * wildcard beside another address on a TCP port; unix paths naming one file). bind_at[i]
+ * is the bind node of listener i, NULL when it is absent or invalid. */
+void sp_cf_binds_overlap(struct sp_cf_ctx *cx, const struct sp_ynode *const *bind_at);
+/* path without "//", "/./" and a trailing '/' into out; NULL if it does not fit. */
+char *sp_cf_path_norm(const char *path, char *out, size_t size);
+
 void sp_cf_listeners(struct sp_cf_ctx *cx, const struct sp_ynode *seq,
 		     const struct sp_cf_names *routes);
 /* One pipeline stage (stages.c): item is `- NAME: {options}` (or `- NAME`). */

@@ -110,6 +110,8 @@ static void control(struct sp_cf_ctx *cx, const struct sp_ynode *map)
 	const struct sp_ynode *v[N];
 	if (!sp_cf_fields(cx, map, "'control'", keys, v))
 		return;
+	if (v[SOCKET])
+		cx->cfg->control.pos = v[SOCKET]->pos;
 	if (v[SOCKET] && sp_cf_path(cx, v[SOCKET], "socket", &cx->cfg->control.socket) &&
 	    v[SOCKET]->len >= 108)
 		sp_cf_error(cx, v[SOCKET], "the control socket path is longer than 107 bytes");

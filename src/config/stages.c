@@ -36,7 +36,8 @@ bool sp_stage_is_handler(enum sp_stage_kind kind)
  *   files:      index index.html, keepalive_timeout 60s, autoindex false, no
  *               cache_control, dotfiles ignore, max_header_size 8KiB, max_headers 100,
  *               header_timeout 10s, send_timeout 60s, file_cache 1024 (per shard),
- *               file_cache_valid 1s, splice auto, notsent_lowat 32KiB
+ *               file_cache_valid 1s, splice auto, notsent_lowat 32KiB,
+ *               allow_system_root false
  *   exec:       max_instances 64, user unset (the daemon's), timeout 0 (none), no env,
  *               stdio socket, group unset (the user's), working_dir /, queue 0 (refuse),
  *               queue_timeout 10s, kill_grace 5s, limits unset
@@ -185,12 +186,13 @@ static void files(struct sp_cf_ctx *cx, const struct sp_ynode *opts, const struc
 					    "autoindex",       "cache_control", "dotfiles",
 					    "max_header_size", "max_headers",	"header_timeout",
 					    "send_timeout",    "file_cache",	"file_cache_valid",
-					    "splice",	       "notsent_lowat", NULL };
+					    "splice",	       "notsent_lowat", "allow_system_root",
+					    NULL };
 	static const char *const dotfiles[] = { "ignore", "allow", "deny", NULL };
 	static const char *const splice[] = { "auto", "on", "off", NULL };
 	enum { ROOT, INDEX, KEEPALIVE, AUTOINDEX, CACHE_CONTROL, DOTFILES, MAX_HEADER_SIZE,
 	       MAX_HEADERS, HEADER_TIMEOUT, SEND_TIMEOUT, FILE_CACHE, FILE_CACHE_VALID, SPLICE,
-	       NOTSENT_LOWAT, N };
+	       NOTSENT_LOWAT, ALLOW_SYSTEM_ROOT, N };
 	const struct sp_ynode *v[N];
 	int i;
 	f->keepalive_timeout_ms = 60000;
@@ -226,6 +228,7 @@ static void files(struct sp_cf_ctx *cx, const struct sp_ynode *opts, const struc
 	if (v[SPLICE] && sp_cf_enum(cx, v[SPLICE], "splice", splice, &i))
 		f->splice = (enum sp_files_splice)i;
 	notsent_lowat_opt(cx, v[NOTSENT_LOWAT], &f->notsent_lowat);
+	sp_cf_bool(cx, v[ALLOW_SYSTEM_ROOT], "allow_system_root", &f->allow_system_root);
 }
 
 static bool env_name(const char *s)

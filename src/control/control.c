@@ -4,11 +4,15 @@
  * buffered answers. Clients are non-blocking: a client that sends junk gets an error
  * answer, one that sends an over-long line is answered and closed, one that never reads
  * is closed once its unread answers pass OUT_MAX. None of it can stall the main thread.
+ *
+ * Nobody can hold the socket: a client that completes no command (and reads no answer)
+ * for IDLE_MS is closed, a uid holds at most PER_UID clients (its oldest idle one makes
+ * room for its next), and a full table makes room by closing the oldest idle client.
+ * Refused clients are logged once per uid and window, then counted and summed up.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
-#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,14 +23,22 @@
 
 #include "control/control.h"
 #include "daemon/daemon.h"
+#include "engine/engine.h"
 #include "engine/log.h"
 
 #define LINE_MAX_BYTES 4096
 #define OUT_MAX (4u << 20)
 #define MAX_CLIENTS 64
+#define PER_UID 8
+#define IDLE_MS 10000
+#define ACCEPT_BURST 64 /* accepts per wakeup: a flood of connects cannot hold the thread */
+#define REFUSED_WINDOW_MS 10000
+#define REFUSED_UIDS 8
 
 struct client {
 	int fd;
+	uid_t uid;
+	uint64_t active_ns; /* accepted, served a command or sent answer bytes */
 	char in[LINE_MAX_BYTES + 1];
 	size_t in_len;
 	char *out;
@@ -44,10 +56,15 @@ struct sp_control {
 	ino_t ino;
 	struct client clients[MAX_CLIENTS];
 	size_t n_clients;
+	struct refused { /* per uid: the first refusal logged, the others counted */
+		uid_t uid;
+		uint64_t since_ns; /* 0: slot free */
+		unsigned more;
+	} refused[REFUSED_UIDS];
 };
 
 struct sp_control *sp_control_open(struct sp_daemon *d, const char *path, mode_t mode,
-				   char *err, size_t errlen)
+				   uid_t also, char *err, size_t errlen)
 {
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
 	struct stat st;
@@ -56,28 +73,8 @@ struct sp_control *sp_control_open(struct sp_daemon *d, const char *path, mode_t
 		return NULL;
 	}
 	strcpy(sun.sun_path, path);
-
-	/* the directory (e.g. /run/spargiod outside systemd's RuntimeDirectory) */
-	char *dir = strdup(path);
-	if (dir && mkdir(dirname(dir), 0755) < 0 && errno != EEXIST)
-		sp_log(SP_LOG_WARN, "control socket: cannot create %s: %s", dir, strerror(errno));
-	free(dir);
-
-	if (lstat(path, &st) == 0) {
-		if (!S_ISSOCK(st.st_mode)) {
-			snprintf(err, errlen, "control.socket %s exists and is not a socket", path);
-			return NULL;
-		}
-		int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (probe >= 0 && connect(probe, (struct sockaddr *)&sun, sizeof(sun)) == 0) {
-			close(probe);
-			snprintf(err, errlen, "control.socket %s: another spargiod is running there", path);
-			return NULL;
-		}
-		if (probe >= 0)
-			close(probe);
-		unlink(path); /* stale, from a run that did not stop cleanly */
-	}
+	if (sp_control_place(path, mode, also, err, errlen) < 0)
+		return NULL;
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	mode_t old = umask(0777 & ~mode); /* never briefly wider than asked */
 	int ret = fd < 0 ? -1 : bind(fd, (struct sockaddr *)&sun, sizeof(sun));
@@ -102,6 +99,17 @@ struct sp_control *sp_control_open(struct sp_daemon *d, const char *path, mode_t
 	return c;
 }
 
+/* Log the first refusal of a uid in a window; count the others and sum them up when the
+ * window ends (sp_control_tick) or its slot is needed for another uid. */
+static void refused_flush(struct refused *r)
+{
+	if (r->more)
+		sp_log(SP_LOG_WARN, "control: %u more refused from uid %d in the last %u s",
+		       r->more, (int)r->uid, REFUSED_WINDOW_MS / 1000);
+	r->since_ns = 0;
+	r->more = 0;
+}
+
 static void client_close(struct sp_control *c, size_t i)
 {
 	close(c->clients[i].fd);
@@ -115,6 +123,8 @@ void sp_control_close(struct sp_control *c)
 		return;
 	while (c->n_clients)
 		client_close(c, 0);
+	for (size_t i = 0; i < REFUSED_UIDS; i++)
+		refused_flush(&c->refused[i]);
 	close(c->fd);
 	struct stat st; /* remove only our own socket file */
 	if (stat(c->path, &st) == 0 && st.st_dev == c->dev && st.st_ino == c->ino)
@@ -128,7 +138,7 @@ size_t sp_control_pollfds(struct sp_control *c, struct pollfd *out, size_t max)
 	size_t n = 0;
 	if (!c || max == 0)
 		return 0;
-	out[n++] = (struct pollfd){ .fd = c->fd, .events = c->n_clients < MAX_CLIENTS ? POLLIN : 0 };
+	out[n++] = (struct pollfd){ .fd = c->fd, .events = POLLIN }; /* a full table makes room */
 	for (size_t i = 0; i < c->n_clients && n < max; i++) {
 		struct client *cl = &c->clients[i];
 		short ev = cl->closing && !cl->discard ? 0 : POLLIN;
@@ -188,22 +198,104 @@ static void queue(struct client *cl, const char *text)
 	cl->out_len += n + 1;
 }
 
+static void refused_note(struct sp_control *c, uid_t uid, uint64_t now)
+{
+	struct refused *slot = &c->refused[0];
+	for (size_t i = 0; i < REFUSED_UIDS; i++) {
+		struct refused *r = &c->refused[i];
+		if (r->since_ns && r->uid == uid) {
+			r->more++;
+			return;
+		}
+		if (!r->since_ns || (slot->since_ns && r->since_ns < slot->since_ns))
+			slot = r; /* a free slot, else the oldest window */
+	}
+	refused_flush(slot);
+	*slot = (struct refused){ .uid = uid, .since_ns = now };
+	sp_log(SP_LOG_WARN, "control: refused a client with uid %d (not root, nor the daemon's "
+	       "user or group); further refusals of uid %d are summed up every %u s", (int)uid,
+	       (int)uid, REFUSED_WINDOW_MS / 1000);
+}
+
+/* The client to close to make room: the least recently active one of uid (any uid when
+ * uid is -1) that is not writing an answer; -1 when there is none. */
+static ssize_t oldest_idle(const struct sp_control *c, uid_t uid)
+{
+	ssize_t best = -1;
+	for (size_t i = 0; i < c->n_clients; i++) {
+		const struct client *cl = &c->clients[i];
+		if ((uid != (uid_t)-1 && cl->uid != uid) || cl->out_len > cl->out_off)
+			continue;
+		if (best < 0 || cl->active_ns < c->clients[best].active_ns)
+			best = (ssize_t)i;
+	}
+	return best;
+}
+
+static void refuse(int fd, const char *answer)
+{
+	if (write(fd, answer, strlen(answer)) < 0) { /* best effort */ }
+	close(fd);
+}
+
 static void accept_clients(struct sp_control *c)
 {
-	while (c->n_clients < MAX_CLIENTS) {
+	for (int k = 0; k < ACCEPT_BURST; k++) {
 		int fd = accept4(c->fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 		if (fd < 0)
 			return;
+		uint64_t now = sp_now_ns();
 		uid_t uid = (uid_t)-1;
 		if (!peer_allowed(fd, &uid)) {
-			static const char no[] = "{\"ok\":false,\"error\":\"permission denied\"}\n";
-			sp_log(SP_LOG_WARN, "control: refused a client with uid %d", (int)uid);
-			if (write(fd, no, sizeof(no) - 1) < 0) { /* best effort */ }
-			close(fd);
+			refused_note(c, uid, now);
+			refuse(fd, "{\"ok\":false,\"error\":\"permission denied\"}\n");
 			continue;
 		}
-		c->clients[c->n_clients++] = (struct client){ .fd = fd };
+		size_t mine = 0;
+		for (size_t i = 0; i < c->n_clients; i++)
+			mine += c->clients[i].uid == uid;
+		ssize_t evict = mine >= PER_UID ? oldest_idle(c, uid)
+			      : c->n_clients == MAX_CLIENTS ? oldest_idle(c, (uid_t)-1) : -2;
+		if (evict == -1) {
+			refuse(fd, "{\"ok\":false,\"error\":\"too many control clients busy; try "
+				   "again\"}\n");
+			continue;
+		}
+		if (evict >= 0) {
+			sp_log(SP_LOG_DEBUG, "control: closed an idle client of uid %d to serve a new one",
+			       (int)c->clients[evict].uid);
+			client_close(c, (size_t)evict);
+		}
+		c->clients[c->n_clients++] = (struct client){ .fd = fd, .uid = uid, .active_ns = now };
 	}
+}
+
+int sp_control_tick(struct sp_control *c)
+{
+	if (!c)
+		return -1;
+	uint64_t now = sp_now_ns(), next = UINT64_MAX, idle = IDLE_MS * 1000000ull;
+	for (size_t i = 0; i < c->n_clients;) {
+		uint64_t until = c->clients[i].active_ns + idle;
+		if (now >= until) {
+			client_close(c, i); /* the last one moved here: look at i again */
+			continue;
+		}
+		if (until < next)
+			next = until;
+		i++;
+	}
+	for (size_t i = 0; i < REFUSED_UIDS; i++) {
+		struct refused *r = &c->refused[i];
+		if (!r->since_ns)
+			continue;
+		uint64_t until = r->since_ns + REFUSED_WINDOW_MS * 1000000ull;
+		if (now >= until)
+			refused_flush(r);
+		else if (until < next)
+			next = until;
+	}
+	return next == UINT64_MAX ? -1 : (int)((next - now) / 1000000u) + 1;
 }
 
 static void serve_lines(struct sp_control *c, struct client *cl)
@@ -216,6 +308,7 @@ static void serve_lines(struct sp_control *c, struct client *cl)
 		char *answer = sp_control_answer(c->d, cl->in, len);
 		queue(cl, answer ? answer : "{\"ok\":false,\"error\":\"out of memory\"}");
 		free(answer);
+		cl->active_ns = sp_now_ns(); /* after the answer: a reload may take a while */
 		size_t used = (size_t)(nl - cl->in) + 1;
 		memmove(cl->in, cl->in + used, cl->in_len - used);
 		cl->in_len -= used;
@@ -258,8 +351,10 @@ static bool client_io(struct sp_control *c, struct client *cl, short revents)
 				 MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n < 0 && errno != EAGAIN && errno != EINTR)
 			return false;
-		if (n > 0)
+		if (n > 0) {
 			cl->out_off += (size_t)n;
+			cl->active_ns = sp_now_ns(); /* a slow reader of a long answer is not idle */
+		}
 	}
 	if (cl->closing && cl->out_off == cl->out_len && cl->discard) {
 		shutdown(cl->fd, SHUT_WR); /* the answer is out: the client sees EOF */

@@ -16,10 +16,17 @@
 struct sp_daemon;
 struct sp_control;
 
-/* Create the socket at path with mode (a stale socket file is replaced, a live one is
- * an error). Returns NULL with err filled on failure. */
+/* Create the socket at path with mode, placed by sp_control_place (also: the uid of
+ * process.user, or -1). Returns NULL with err filled on failure. */
 struct sp_control *sp_control_open(struct sp_daemon *d, const char *path, mode_t mode,
-				   char *err, size_t errlen);
+				   uid_t also, char *err, size_t errlen);
+/* place.c: make ready to bind path: its directory created private or checked (owned by
+ * root, us or also, writable by nobody else), a dead socket of ours removed; a file that
+ * is not a socket, another user's socket or a live one is an error. 0 or -errno. */
+int sp_control_place(const char *path, mode_t mode, uid_t also, char *err, size_t errlen);
+/* Close idle clients and sum up refusals whose window ended. Returns the ms until the
+ * next such deadline, -1 when there is none: the longest the caller may poll. */
+int sp_control_tick(struct sp_control *c);
 /* The fds to poll now (listening socket and clients); returns how many were written. */
 size_t sp_control_pollfds(struct sp_control *c, struct pollfd *out, size_t max);
 /* Serve what poll reported on the fds sp_control_pollfds gave. */

@@ -7,22 +7,36 @@
  * Sends one command line, reads the one-line JSON answer, prints it as a table (arrays
  * of objects) or as "key: value" lines, or raw with --json. Exit status: 0 when the
  * answer says ok, 1 when it does not (its error on stderr), 2 when the daemon cannot be
- * reached or answers nonsense.
+ * reached, answers nonsense or not in time.
+ *
+ * It gives up rather than hang: connecting (a full backlog) within CONNECT_S, the answer
+ * within -T seconds (5 by default, 60 for reload, whose verdict waits for the new config
+ * to be parsed and bound). It talks only to a socket served by root, by its own user, or
+ * by the owner of the socket's directory when only that owner can write there: a socket
+ * put in a shared directory by somebody else is refused before anything is sent.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <jansson.h>
+#include <libgen.h>
+#include <poll.h>
+#include <pwd.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/time.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #define DEFAULT_SOCKET "/run/spargiod/control.sock"
 #define ANSWER_MAX (16u << 20)
+#define CONNECT_S 5
+#define DEFAULT_TIMEOUT_S 5
+#define RELOAD_TIMEOUT_S 60
 
 static void scalar(FILE *out, json_t *v)
 {
@@ -127,35 +141,111 @@ static void pretty(json_t *answer)
 			table(key, v);
 }
 
-static int request(const char *path, const char *line, char **answer)
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Wait for events on fd until deadline (ms); -ETIMEDOUT when it passes. */
+static int wait_fd(int fd, short events, int64_t deadline)
+{
+	for (;;) {
+		int64_t left = deadline - now_ms();
+		if (left <= 0)
+			return -ETIMEDOUT;
+		struct pollfd p = { .fd = fd, .events = events };
+		int n = poll(&p, 1, (int)left);
+		if (n > 0)
+			return 0;
+		if (n < 0 && errno != EINTR)
+			return -errno;
+	}
+}
+
+/* The daemon behind fd runs as root, as us, or as the owner of the socket's directory
+ * where only that owner (and root) can write it. Else the socket may be a trap. */
+static bool peer_trusted(int fd, const char *path, uid_t *peer)
+{
+	struct ucred cr;
+	socklen_t len = sizeof(cr);
+	struct stat st;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0)
+		return false;
+	*peer = cr.uid;
+	if (cr.uid == 0 || cr.uid == geteuid())
+		return true;
+	char *copy = strdup(path);
+	bool ok = copy && stat(dirname(copy), &st) == 0 && st.st_uid == cr.uid &&
+		  !(st.st_mode & 0022);
+	free(copy);
+	return ok;
+}
+
+/* Connect (retrying while the backlog is full), check the peer, send line, read one
+ * answer line, all within deadline. *what says which step gave up. */
+static int request(const char *path, const char *line, int64_t deadline, char **answer,
+		   const char **what, uid_t *peer)
 {
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	*what = "connect";
 	if (strlen(path) >= sizeof(sun.sun_path))
 		return -ENAMETOOLONG;
 	strcpy(sun.sun_path, path);
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 || connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -errno;
+	int64_t connect_by = now_ms() + CONNECT_S * 1000;
+	if (connect_by > deadline)
+		connect_by = deadline;
+	/* a unix socket whose backlog is full answers EAGAIN at once: try again a while */
+	while (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
 		int e = errno;
-		if (fd >= 0)
+		if ((e != EAGAIN && e != EINTR) || now_ms() >= connect_by) {
 			close(fd);
-		return -e;
+			return e == EAGAIN ? -ETIMEDOUT : -e;
+		}
+		poll(NULL, 0, 50);
 	}
-	/* a reload may take a while (parsing, binding): wait up to two minutes */
-	struct timeval tv = { .tv_sec = 120 };
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	size_t n = strlen(line);
-	int send_err = send(fd, line, n, MSG_NOSIGNAL) == (ssize_t)n ? 0 : errno;
+	*what = "trust";
+	if (!peer_trusted(fd, path, peer)) {
+		close(fd);
+		return -EPERM;
+	}
+	*what = "send";
+	size_t n = strlen(line), off = 0;
+	int ret = 0;
+	while (off < n && ret == 0) {
+		ssize_t w = send(fd, line + off, n - off, MSG_NOSIGNAL);
+		if (w > 0)
+			off += (size_t)w;
+		else if (errno == EAGAIN)
+			ret = wait_fd(fd, POLLOUT, deadline);
+		else if (errno != EINTR)
+			ret = -errno;
+	}
 	/* on a send error read anyway: a refusal is written before the daemon hangs up */
+	int send_err = ret;
+	*what = "answer";
 	size_t cap = 4096, len = 0;
 	char *buf = malloc(cap);
-	for (;;) {
+	ret = buf ? 0 : -ENOMEM;
+	while (ret == 0) {
 		if (len + 1 >= cap) {
-			if (cap >= ANSWER_MAX)
+			char *p = cap < ANSWER_MAX ? realloc(buf, cap * 2) : NULL;
+			if (!p)
 				break;
+			buf = p;
 			cap *= 2;
-			buf = realloc(buf, cap);
 		}
 		ssize_t r = recv(fd, buf + len, cap - len - 1, 0);
+		if (r < 0 && errno == EAGAIN) {
+			ret = wait_fd(fd, POLLIN, deadline);
+			continue;
+		}
+		if (r < 0 && errno == EINTR)
+			continue;
 		if (r <= 0)
 			break;
 		len += (size_t)r;
@@ -163,9 +253,12 @@ static int request(const char *path, const char *line, char **answer)
 			break;
 	}
 	close(fd);
-	buf[len] = 0;
+	if (buf)
+		buf[len] = 0;
 	*answer = buf;
-	return len ? 0 : send_err ? -send_err : -ECONNRESET;
+	if (ret == -ETIMEDOUT && !len)
+		return ret;
+	return len ? 0 : send_err ? send_err : ret ? ret : -ECONNRESET;
 }
 
 int main(int argc, char **argv)
@@ -173,20 +266,30 @@ int main(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "socket", required_argument, NULL, 's' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "timeout", required_argument, NULL, 'T' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
 	const char *path = getenv("SPARGIOD_CONTROL") ? getenv("SPARGIOD_CONTROL") : DEFAULT_SOCKET;
 	bool raw = false;
+	long timeout_s = -1;
+	char *end;
 	int c;
-	while ((c = getopt_long(argc, argv, "+s:jh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+s:jT:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 's': path = optarg; break;
 		case 'j': raw = true; break;
+		case 'T':
+			timeout_s = strtol(optarg, &end, 10);
+			if (*end || end == optarg || timeout_s < 1 || timeout_s > 86400) {
+				fprintf(stderr, "spargioctl: -T wants seconds, 1 to 86400\n");
+				return 2;
+			}
+			break;
 		case 'h':
 		default:
 			fprintf(c == 'h' ? stdout : stderr,
-				"usage: spargioctl [-s SOCKET] [--json] COMMAND [ARG...]\n"
+				"usage: spargioctl [-s SOCKET] [--json] [-T SECONDS] COMMAND [ARG...]\n"
 				"commands: status stats shards listeners routes upstreams reload\n"
 				"          drain LISTENER  server enable|disable UPSTREAM ADDRESS\n");
 			return c == 'h' ? 0 : 2;
@@ -209,10 +312,29 @@ int main(int argc, char **argv)
 	line[len++] = '\n';
 	line[len] = 0;
 
+	bool reload = !strcmp(argv[optind], "reload");
+	if (timeout_s < 0)
+		timeout_s = reload ? RELOAD_TIMEOUT_S : DEFAULT_TIMEOUT_S;
 	char *text = NULL;
-	int ret = request(path, line, &text);
-	if (ret < 0) {
+	const char *what = "";
+	uid_t peer = (uid_t)-1;
+	int ret = request(path, line, now_ms() + timeout_s * 1000, &text, &what, &peer);
+	if (ret == -EPERM && !strcmp(what, "trust")) {
+		struct passwd *pw = getpwuid(peer);
+		fprintf(stderr, "spargioctl: %s is served by uid %u (%s), not by root, by you or by "
+			"the owner of its directory: not talking to it (a socket put there by "
+			"another user?)\n", path, (unsigned)peer, pw ? pw->pw_name : "no such user");
+	} else if (ret == -ETIMEDOUT && !strcmp(what, "connect")) {
+		fprintf(stderr, "spargioctl: spargiod at %s accepts no connection (its backlog is "
+			"full); gave up after %ld s\n", path, timeout_s < CONNECT_S ? timeout_s : CONNECT_S);
+	} else if (ret == -ETIMEDOUT) {
+		fprintf(stderr, "spargioctl: no answer from spargiod at %s within %ld s%s\n", path,
+			timeout_s, reload ? "; the reload may still finish: its verdict is in the "
+					    "daemon's log" : " (-T to wait longer)");
+	} else if (ret < 0) {
 		fprintf(stderr, "spargioctl: cannot reach spargiod at %s: %s\n", path, strerror(-ret));
+	}
+	if (ret < 0) {
 		free(text);
 		return 2;
 	}

@@ -73,6 +73,9 @@ void sp_prepared_abort(struct sp_prepared *p);
 /* SIGHUP / control `reload`: load, prepare, commit. 0, or -errno with err filled (the
  * first error; every error is logged). The old generation keeps serving on failure. */
 int sp_daemon_reload(struct sp_daemon *d, char *err, size_t errlen);
+/* sp_config_check_start for a start or a reload: warnings and errors to the log, the
+ * first error in err. Returns 0 or -EINVAL. */
+int sp_daemon_check_start(const struct sp_config *cfg, char *err, size_t errlen);
 
 /* shards.c */
 void sp_daemon_shards_init(struct sp_daemon *d); /* accept fn, session hooks, ctx */

@@ -36,7 +36,7 @@ static void print_line(void *arg, const char *msg)
 }
 
 /* -t: everything a start would check short of binding: schema, references, certs and
- * keys, file roots, commands, users. */
+ * keys, file roots, commands, users, and what a start checks itself (safety.c). */
 static int test_config(const char *path)
 {
 	struct sp_conf_errors errs = { 0 };
@@ -44,6 +44,8 @@ static int test_config(const char *path)
 	int ret = sp_config_load(path, &cfg, &errs);
 	if (ret == 0)
 		ret = sp_config_check_resources(cfg, &errs);
+	if (cfg && sp_config_check_start(cfg, &errs, print_line, stderr) < 0 && ret == 0)
+		ret = -EINVAL;
 	if (ret == 0 && sp_gen_unservable(cfg, print_line, stderr))
 		ret = -ENOTSUP;
 	for (unsigned i = 0; i < errs.count; i++)

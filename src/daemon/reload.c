@@ -177,6 +177,23 @@ static void log_errors(const struct sp_conf_errors *errs)
 		sp_log(SP_LOG_ERR, "... and %u more errors", errs->dropped);
 }
 
+static void log_warning(void *arg, const char *line)
+{
+	(void)arg;
+	sp_log(SP_LOG_WARN, "%s", line);
+}
+
+int sp_daemon_check_start(const struct sp_config *cfg, char *err, size_t errlen)
+{
+	struct sp_conf_errors errs = { 0 };
+	int ret = sp_config_check_start(cfg, &errs, log_warning, NULL);
+	log_errors(&errs);
+	if (ret < 0)
+		snprintf(err, errlen, "%s", errs.count ? errs.msgs[0] : "invalid configuration");
+	sp_conf_errors_free(&errs);
+	return ret;
+}
+
 int sp_daemon_reload(struct sp_daemon *d, char *err, size_t errlen)
 {
 	struct sp_conf_errors errs = { 0 };
@@ -192,6 +209,10 @@ int sp_daemon_reload(struct sp_daemon *d, char *err, size_t errlen)
 		goto rejected;
 	}
 	sp_conf_errors_free(&errs);
+	if (sp_daemon_check_start(cfg, err, errlen) < 0) {
+		sp_config_unref(cfg);
+		goto rejected;
+	}
 	ret = sp_daemon_prepare(d, cfg, &p, err, errlen);
 	if (ret < 0) {
 		sp_config_unref(cfg);

@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -121,12 +122,15 @@ static int serve(struct sp_daemon *d, int sfd)
 
 	uint64_t next_tick = sp_now_ns() + (uint64_t)timeout * 1000000ull;
 	for (;;) {
+		int ctl_ms = sp_control_tick(d->control); /* idle clients, refusal summaries */
 		struct pollfd pfd[72] = { { .fd = sfd, .events = POLLIN } };
 		size_t nctl = sp_control_pollfds(d->control, pfd + 1, 71);
 		uint64_t now = sp_now_ns();
 		int wait_ms = !ticking	    ? -1
 			      : now >= next_tick ? 0
 						 : (int)((next_tick - now) / 1000000u) + 1;
+		if (ctl_ms >= 0 && (wait_ms < 0 || ctl_ms < wait_ms))
+			wait_ms = ctl_ms;
 		int n = poll(pfd, 1 + nctl, wait_ms);
 		if (n < 0 && errno != EINTR)
 			return -errno;
@@ -203,6 +207,11 @@ int sp_daemon_run(const char *config_path)
 	sp_conf_errors_free(&errs);
 	sp_logging_setup(cfg->log.target, cfg->log.level);
 	sp_log_async_start(); /* from here on no thread waits for the log */
+	if (sp_daemon_check_start(cfg, err, sizeof(err)) < 0) {
+		sp_config_unref(cfg);
+		status = SP_EXIT_CONFIG;
+		goto out;
+	}
 
 	d.nshards = cfg->engine.shards ? cfg->engine.shards : allowed_cpus();
 	sp_systemd_sockets_load();
@@ -214,7 +223,9 @@ int sp_daemon_run(const char *config_path)
 		status = ret == -EIO ? SP_EXIT_STARTUP : SP_EXIT_CONFIG;
 		goto out;
 	}
-	d.control = sp_control_open(&d, cfg->control.socket, cfg->control.mode, err, sizeof(err));
+	struct passwd *pw = cfg->process.user ? getpwnam(cfg->process.user) : NULL;
+	d.control = sp_control_open(&d, cfg->control.socket, cfg->control.mode,
+				    pw ? pw->pw_uid : (uid_t)-1, err, sizeof(err));
 	if (!d.control) {
 		sp_log(SP_LOG_ERR, "%s", err);
 		sp_prepared_abort(&p);

@@ -57,6 +57,52 @@ START_TEST(test_duplicate_keys_and_names)
 }
 END_TEST
 
+/* Binds the kernel refuses together, written differently: a wildcard beside an address
+ * on one TCP port (either order, IPv6 wildcard over IPv4 too), and unix paths naming
+ * one file; udp, other ports and [::1] beside 127.0.0.1 are fine. */
+START_TEST(test_binds_overlap)
+{
+	expect_errors(V1 "routes: [{name: r, pipeline: [echo]}, {name: u, pipeline: [{udp_proxy: {upstream: x}}]}]\n"
+			 "upstreams: [{name: x, servers: [\"127.0.0.1:9\"]}]\n"
+			 "control: {socket: /run/s/../s/c.sock}\n"
+			 "listeners:\n"
+			 "  - {name: a, bind: \"127.0.0.1:7100\", route: r}\n"
+			 "  - {name: b, bind: \"0.0.0.0:7100\", route: r}\n"
+			 "  - {name: c, bind: \"[::]:7101\", route: r}\n"
+			 "  - {name: d, bind: \"127.0.0.2:7101\", route: r}\n"
+			 "  - {name: e, bind: \"[::1]:7102\", route: r}\n"
+			 "  - {name: f, bind: \"127.0.0.1:7102\", route: r}\n"
+			 "  - {name: g, bind: \"0.0.0.0:7103\", route: u, protocol: udp}\n"
+			 "  - {name: h, bind: \"127.0.0.1:7103\", route: u, protocol: udp}\n"
+			 "  - {name: i, bind: \"[::ffff:127.0.0.1]:7104\", route: r}\n"
+			 "  - {name: j, bind: \"0.0.0.0:7104\", route: r}\n"
+			 "  - {name: k, bind: \"[::]:7105\", route: r}\n"
+			 "  - {name: l, bind: \"[::1]:7105\", route: r}\n"
+			 "  - {name: m, bind: \"unix:/x/u1.sock\", route: r}\n"
+			 "  - {name: n, bind: \"unix:/x/./u1.sock\", route: r}\n"
+			 "  - {name: o, bind: \"unix://x//u1.sock\", route: r}\n"
+			 "  - {name: p, bind: \"unix:/run/s/../s/./c.sock\", route: r}\n"
+			 "  - {name: q, bind: \"127.0.0.1:0\", route: r}\n"
+			 "  - {name: s, bind: \"0.0.0.0:0\", route: r}\n",
+		      "t.yaml:7:21: bind '0.0.0.0:7100' of listener 'b' cannot be bound beside "
+		      "'127.0.0.1:7100' of listener 'a' (at 6:21): 0.0.0.0:7100 takes TCP port 7100 "
+		      "on every address",
+		      "t.yaml:9:21: bind '127.0.0.2:7101' of listener 'd' cannot be bound beside "
+		      "'[::]:7101' of listener 'c' (at 8:21): [::]:7101 takes TCP port 7101 on every "
+		      "address (IPv4 too: listeners are dual-stack)",
+		      "t.yaml:15:21: bind '0.0.0.0:7104' of listener 'j' cannot be bound beside "
+		      "'[::ffff:127.0.0.1]:7104' of listener 'i' (at 14:21): 0.0.0.0:7104 takes TCP "
+		      "port 7104 on every address",
+		      "t.yaml:17:21: bind '[::1]:7105' of listener 'l' cannot be bound beside "
+		      "'[::]:7105' of listener 'k' (at 16:21): [::]:7105 takes TCP port 7105 on every "
+		      "address (IPv4 too: listeners are dual-stack)",
+		      "t.yaml:19:21: duplicate bind 'tcp unix:/x/u1.sock' (first defined at 18:21)",
+		      "t.yaml:20:21: duplicate bind 'tcp unix:/x/u1.sock' (first defined at 18:21)",
+		      "t.yaml:21:21: listener 'p' binds the control socket's path /run/s/../s/c.sock",
+		      NULL);
+}
+END_TEST
+
 START_TEST(test_type_errors)
 {
 	expect_errors(V1 "engine:\n"
@@ -614,6 +660,7 @@ int main(void)
 	tcase_add_test(tc, test_addresses_and_cidrs);
 	tcase_add_test(tc, test_required_keys);
 	tcase_add_test(tc, test_references);
+	tcase_add_test(tc, test_binds_overlap);
 	tcase_add_test(tc, test_pipelines);
 	tcase_add_test(tc, test_protocol_fit);
 	tcase_add_test(tc, test_stage_options);
