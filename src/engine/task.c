@@ -9,8 +9,6 @@
  * them (where their completion arrived) and may be stolen from there; the others go to
  * their home shard's local FIFO, through its inject queue when scheduled from elsewhere.
  */
-#include <assert.h>
-
 #include "engine/shard.h"
 
 void sp_task_init(struct sp_task *t, enum sp_placement placement,
@@ -21,6 +19,7 @@ void sp_task_init(struct sp_task *t, enum sp_placement placement,
 	atomic_init(&t->state, 0);
 	t->placement = (uint8_t)placement;
 	t->closing = false;
+	t->gen = 0;
 	t->engine = NULL;
 	t->home = NULL;
 	atomic_init(&t->inbox, NULL);
@@ -85,7 +84,8 @@ static void enqueue(struct sp_task *t)
 
 void sp_task_schedule(struct sp_task *t)
 {
-	uint32_t s = atomic_load_explicit(&t->state, memory_order_acquire);
+	/* seq_cst: the load pairs with the runner's QUEUED->RUNNING CAS (see inbox_push) */
+	uint32_t s = atomic_load_explicit(&t->state, memory_order_seq_cst);
 
 	for (;;) {
 		uint32_t want;
@@ -95,13 +95,34 @@ void sp_task_schedule(struct sp_task *t)
 			want = s | SP_TS_RESCHED;
 		else
 			want = s | SP_TS_QUEUED;
-		if (atomic_compare_exchange_weak_explicit(&t->state, &s, want, memory_order_acq_rel,
-							  memory_order_acquire)) {
+		if (atomic_compare_exchange_weak_explicit(&t->state, &s, want, memory_order_seq_cst,
+							  memory_order_seq_cst)) {
 			if (!(s & SP_TS_RUNNING))
 				enqueue(t);
 			return;
 		}
 	}
+}
+
+void sp_task_cancel_done(struct sp_task *t, bool lost)
+{
+	uint32_t s = atomic_load_explicit(&t->state, memory_order_relaxed);
+	uint32_t want;
+
+	/* One CAS drops the count and makes sure a run follows (a closing task is released
+	 * there): if we set QUEUED we queue it, and it cannot be released before it ran;
+	 * otherwise we do not touch t after the CAS. */
+	do {
+		SP_BUG_ON(!(s & SP_TS_CANCEL_MASK));
+		want = s - SP_TS_CANCEL_ONE;
+		if (lost)
+			want |= SP_TS_CANCEL_LOST;
+		if (!(s & SP_TS_QUEUED))
+			want |= (s & SP_TS_RUNNING) ? SP_TS_RESCHED : SP_TS_QUEUED;
+	} while (!atomic_compare_exchange_weak_explicit(&t->state, &s, want, memory_order_acq_rel,
+							memory_order_relaxed));
+	if (!(s & (SP_TS_QUEUED | SP_TS_RUNNING)))
+		enqueue(t);
 }
 
 void sp_task_spawn(struct sp_engine *eng, struct sp_task *t, uint64_t key)
@@ -179,20 +200,35 @@ void sp_task_op_done(struct sp_task *t)
 		sp_task_schedule(t);
 }
 
+/* Cancel requests of ours that never got to their ring: ask again (task context). */
+static void resend_cancels(struct sp_task *t)
+{
+	for (struct sp_op *op = t->live.live_next; op != &t->live; op = op->live_next)
+		if (op->state == SP_OP_CANCELLING)
+			sp_op_cancel(op);
+}
+
 uint64_t sp_task_run_one(struct sp_shard *sh, struct sp_task *t, uint64_t start_ns)
 {
 	uint64_t end_ns = 0;
 
+	/* acquire: we took t from a queue, after whoever set QUEUED. seq_cst on the CAS:
+	 * see inbox_push. */
 	uint32_t s = atomic_load_explicit(&t->state, memory_order_acquire);
+	do
+		SP_BUG_ON(!(s & SP_TS_QUEUED) || (s & SP_TS_RUNNING));
 	while (!atomic_compare_exchange_weak_explicit(&t->state, &s,
 						      (s & ~(uint32_t)SP_TS_QUEUED) | SP_TS_RUNNING,
-						      memory_order_acq_rel, memory_order_acquire))
-		;
-	assert(s & SP_TS_QUEUED);
+						      memory_order_seq_cst, memory_order_acquire));
 	st_add(sh, ST_TASKS_RUN, 1);
 	if (t->placement == SP_STEALABLE) {
 		t->home = sh;
 		sp_task_drain_inbox(t);
+	}
+	if (atomic_load_explicit(&t->state, memory_order_relaxed) & SP_TS_CANCEL_LOST) {
+		atomic_fetch_and_explicit(&t->state, ~(uint32_t)SP_TS_CANCEL_LOST,
+					  memory_order_relaxed);
+		resend_cancels(t);
 	}
 	if (atomic_load_explicit(&t->state, memory_order_relaxed) & SP_TS_WANT_RUN) {
 		atomic_fetch_and_explicit(&t->state, ~(uint32_t)SP_TS_WANT_RUN,
@@ -201,7 +237,6 @@ uint64_t sp_task_run_one(struct sp_shard *sh, struct sp_task *t, uint64_t start_
 			t->run(t);
 	}
 
-	bool done = t->closing && !t->inflight;
 	if (start_ns && t->placement == SP_STEALABLE) {
 		/* before the task can be queued (and run, released) elsewhere */
 		end_ns = sp_now_ns();
@@ -209,8 +244,12 @@ uint64_t sp_task_run_one(struct sp_shard *sh, struct sp_task *t, uint64_t start_
 		atomic_store_explicit(&t->cost_ns, d > UINT32_MAX ? UINT32_MAX : (uint32_t)d,
 				      memory_order_relaxed);
 	}
+	/* Done: closing, no op or timer in flight, no cancel request unacknowledged (its
+	 * acknowledgement will run the task again). Decided on the state this CAS sees. */
+	bool done;
 	s = atomic_load_explicit(&t->state, memory_order_acquire);
 	for (;;) {
+		done = t->closing && !t->inflight && !(s & SP_TS_CANCEL_MASK);
 		uint32_t want = s & ~(uint32_t)(SP_TS_RUNNING | SP_TS_RESCHED);
 		bool again = (s & SP_TS_RESCHED) || (s & SP_TS_WANT_RUN && !done);
 		if (again)
@@ -224,7 +263,11 @@ uint64_t sp_task_run_one(struct sp_shard *sh, struct sp_task *t, uint64_t start_
 			break;
 		}
 	}
-	if (done && t->release)
-		t->release(t);
+	if (done) {
+		SP_BUG_ON(t->live.live_next != &t->live);
+		SP_BUG_ON(atomic_load_explicit(&t->inbox, memory_order_relaxed));
+		if (t->release)
+			t->release(t);
+	}
 	return end_ns;
 }
