@@ -175,26 +175,6 @@ static void finish(struct sp_op *op, int res, uint32_t flags)
 		sp_task_op_done(t);
 }
 
-/*
- * The completion handoff to a stealable task: push on its inbox, then schedule it
- * (a load, then a CAS of its state). The runner does the mirror image: CAS its state
- * from QUEUED to RUNNING, then take the inbox. Each side writes one word then reads the
- * other (store buffering): with release/acquire alone C11 allows both to read the old
- * values, and the completion would sit in the inbox of a task nobody queues. All four
- * accesses are seq_cst, so they are in one total order: if the pusher's state load
- * comes before the runner's CAS (it sees QUEUED and leaves), the push comes before the
- * runner's exchange, which therefore takes it. On x86 this costs nothing (the RMWs
- * are locked instructions anyway, a seq_cst load is a plain load).
- */
-static void inbox_push(struct sp_task *t, struct sp_op *op)
-{
-	struct sp_op *head = atomic_load_explicit(&t->inbox, memory_order_relaxed);
-	do
-		atomic_store_explicit(&op->inbox_next, head, memory_order_relaxed);
-	while (!atomic_compare_exchange_weak_explicit(&t->inbox, &head, op, memory_order_seq_cst,
-						      memory_order_relaxed));
-}
-
 void sp_op_complete(struct sp_shard *sh, struct sp_op *op, int res, uint32_t flags)
 {
 	struct sp_task *t = op->task;
@@ -216,8 +196,7 @@ void sp_op_complete(struct sp_shard *sh, struct sp_op *op, int res, uint32_t fla
 	}
 	op->res = res;
 	op->cqe_flags = flags;
-	inbox_push(t, op);
-	sp_task_schedule(t);
+	sp_task_deliver(t, op);
 }
 
 void sp_op_deliver(struct sp_op *op, int res)
@@ -227,8 +206,7 @@ void sp_op_deliver(struct sp_op *op, int res)
 	if (t && t->placement == SP_STEALABLE) {
 		op->res = res;
 		op->cqe_flags = 0;
-		inbox_push(t, op);
-		sp_task_schedule(t);
+		sp_task_deliver(t, op);
 	} else if (op->kind == SP_KIND_TIMER) {
 		sp_timer_deliver((struct sp_timer *)op, res);
 	} else {
@@ -239,8 +217,8 @@ void sp_op_deliver(struct sp_op *op, int res)
 /* Run the completions queued for a stealable task, oldest first (task context). */
 void sp_task_drain_inbox(struct sp_task *t)
 {
-	/* seq_cst: see inbox_push */
-	struct sp_op *list = atomic_exchange_explicit(&t->inbox, NULL, memory_order_seq_cst);
+	/* acquire: pairs with the release push in sp_task_deliver (op->res and flags) */
+	struct sp_op *list = atomic_exchange_explicit(&t->inbox, NULL, memory_order_acquire);
 	struct sp_op *rev = NULL;
 
 	while (list) { /* the inbox is a stack: reverse it for FIFO */

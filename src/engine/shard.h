@@ -6,13 +6,14 @@
  * those marked "shared", which are atomics with the protocol described next to them.
  *
  * Cross-thread handoffs and their memory ordering (C11 model, not only x86):
- *  - Task state (sp_task.state): changed by RMWs only (acq_rel, or seq_cst where said
- *    next). Whoever sets QUEUED owns the enqueue; the queue's own release/acquire
+ *  - Task state (sp_task.state): changed by acq_rel RMWs only once spawned. Whoever
+ *    sets QUEUED owns the enqueue; the queue's own release/acquire
  *    publishes the task to the runner; the runner's QUEUED->RUNNING CAS and its
  *    end-of-run CAS order its run after the previous run, wherever that was.
- *  - Completion inbox (sp_task.inbox) against the state: a store-buffering pair, made
- *    seq_cst on all four accesses (push CAS, schedule's load, runner's CAS, drain
- *    exchange): see inbox_push in op.c. The push publishes op->res/cqe_flags.
+ *  - Completion inbox (sp_task.inbox): release push / acquire drain (op->res and
+ *    flags). Against the state it would be a store-buffering pair (push then read the
+ *    state, CAS the state then drain); the pusher ends with a CAS of the state
+ *    instead, which the runner's CAS is ordered with: see sp_task_deliver.
  *  - Run queue (runq.h): slots and costs relaxed, published by the tail's release
  *    store; thieves read head/tail with acquire and claim by an acq_rel CAS on head.
  *  - Inject queue (mpsc.h): acq_rel exchange of head plus a release store of the
@@ -83,13 +84,17 @@ enum sp_op_kind { SP_KIND_IO = 0, SP_KIND_TIMER = 1, SP_KIND_JOB = 2 };
 /* Task state bits (sp_task.state). QUEUED: in exactly one queue; RUNNING: a shard runs
  * it now; RESCHED: something arrived while it ran, queue it again afterwards; WANT_RUN:
  * call t->run on the next run; CANCEL_LOST: a cancel request could not be sent, ask
- * again on the next run. The high half counts cancels in flight (asked by the task,
+ * again on the next run. Bits 5-15 count completions being pushed on the inbox. The
+ * high half counts cancels in flight (asked by the task,
  * not yet acknowledged by the ring that runs them): the task is not released while
  * any is, so a ring never looks at a freed op or task. */
 enum {
 	SP_TS_QUEUED = 1, SP_TS_RUNNING = 2, SP_TS_RESCHED = 4, SP_TS_WANT_RUN = 8,
 	SP_TS_CANCEL_LOST = 16,
 };
+/* bits 5-15: completions being delivered (sp_task_deliver: the task lives meanwhile) */
+#define SP_TS_DELIVER_ONE (1u << 5)
+#define SP_TS_DELIVER_MASK 0x0000ffe0u
 #define SP_TS_CANCEL_ONE (1u << 16)
 #define SP_TS_CANCEL_MASK 0xffff0000u
 
@@ -256,6 +261,8 @@ void sp_op_deliver(struct sp_op *op, int res);
 
 /* task.c */
 void sp_task_schedule(struct sp_task *t);
+/* A completion for stealable task t: onto its inbox, and a run follows (any shard). */
+void sp_task_deliver(struct sp_task *t, struct sp_op *op);
 /* Run t once. start_ns != 0: measure the run of a stealable task from then into
  * t->cost_ns and return when it ended (else 0). */
 uint64_t sp_task_run_one(struct sp_shard *sh, struct sp_task *t, uint64_t start_ns);
