@@ -14,6 +14,18 @@
 #include "engine/shard.h"
 
 __thread struct sp_shard *sp_tls_shard;
+#if defined(__SANITIZE_THREAD__)
+_Atomic unsigned sp_fence_word;
+#endif
+
+void sp_bug(const char *file, int line, const char *func, const char *cond)
+{
+	/* straight to stderr, unbuffered: the async logger would not get to write it */
+	struct sp_shard *sh = sp_tls_shard;
+	fprintf(stderr, "spargiod: BUG at %s:%d (%s), shard %d: %s\n", file, line, func,
+		sh ? (int)sh->idx : -1, cond);
+	abort();
+}
 
 #define START_GO UINT32_MAX
 #define START_ABORT (UINT32_MAX - 1)

@@ -146,11 +146,14 @@ struct sp_op {
 	/* release/acquire pair around a remote cancel: the kernel's msg_ring handoff
 	 * orders it, but invisibly to TSan */
 	_Atomic uint8_t handoff;
+	uint16_t gen;          /* generation of the current submission (in its user_data) */
 };
 
 enum { SP_OP_IDLE = 0, SP_OP_INFLIGHT = 1, SP_OP_CANCELLING = 2 };
 
-/* Bind an op to its owner and callback once; an op is reused for many submissions. */
+/* Bind an op to its owner and callback; an op is reused for many submissions. The
+ * memory of a task's op must stay valid until the task is released (a cancel request
+ * still on its way to another ring names it). */
 void sp_op_init(struct sp_op *op, struct sp_task *task, sp_op_fn fn);
 
 /*
@@ -184,9 +187,13 @@ void sp_op_poll(struct sp_op *op, int fd, unsigned events);
 void sp_op_submit_timeout(struct sp_op *op, struct io_uring_sqe *sqe, struct sp_op *tmo,
 			  struct __kernel_timespec *ts);
 
-/* Cancel op if it is in flight (any shard: a remote ring gets a msg_ring asking it to
- * cancel). Its callback still runs once, usually with -ECANCELED. Returns 0, or -ENOENT
- * when the op is idle. */
+/* Cancel op's current submission if it is in flight. Call it in the op's owner context
+ * (its task's callbacks and run; a shard-owned op on its shard). An op of a stolen task
+ * may be in flight on another ring: that ring gets a msg_ring asking it to cancel that
+ * very submission (by generation), so a request that arrives late never cancels a
+ * later one; the task is not released until the request was acknowledged. The
+ * callback still runs once: -ECANCELED, or the result if the op completed first.
+ * Returns 0, or -ENOENT when the op is idle. */
 int sp_op_cancel(struct sp_op *op);
 
 static inline bool sp_op_busy(const struct sp_op *op)
@@ -215,6 +222,7 @@ struct sp_task {
 	_Atomic uint32_t state;
 	uint8_t placement;
 	bool closing;
+	uint16_t gen;              /* submissions of its ops so far (their generations) */
 	struct sp_engine *engine;
 	struct sp_shard *home;     /* pinned placements; last runner for stealable */
 	struct sp_op *_Atomic inbox;
@@ -270,17 +278,14 @@ void sp_msg_send(struct sp_shard *target, struct sp_msg *m, void (*fn)(struct sp
 
 struct sp_timer {
 	struct sp_op op;        /* expiry completes op: res 0 fired, -ECANCELED cancelled */
-	/* engine-private. `when` and `wheel` cross shards when a stolen task moves a timer
-	 * that sits in another shard's wheel; everything else is owned by one side. */
-	_Atomic uint64_t when;           /* 0: in no wheel, 1: cancel asked, else deadline */
+	/* engine-private. A timer sits in the wheel of the shard that armed it (`wheel`);
+	 * a stolen task may move or cancel it from another shard: see timer.c. */
+	_Atomic uint64_t when;           /* deadline << 1, | 1: ctl message queued; 0: off */
 	struct sp_shard *_Atomic wheel;  /* shard whose wheel holds it */
-	_Atomic uint32_t ctl_pending;    /* ctl message queued at `wheel` */
-	struct sp_msg ctl;
+	struct sp_msg ctl;               /* move/cancel request to `wheel` */
 	struct sp_timer *prev, *next;    /* wheel slot list (wheel shard) */
 	uint64_t expires;                /* deadline the wheel filed it under (wheel shard) */
-	uint16_t slot;                   /* level * 64 + slot (wheel shard) */
-	bool deferred;                   /* completion waits for the queued ctl (wheel shard) */
-	int32_t deferred_res;
+	uint16_t slot;                   /* level * 64 + slot, UINT16_MAX: unlinked (wheel shard) */
 	uint64_t deadline;               /* last deadline asked (owner) */
 	uint64_t period;                 /* ns; 0: one-shot (owner) */
 	uint64_t rearm;                  /* re-arm asked while a completion is on its way */
@@ -295,15 +300,17 @@ void sp_timer_init(struct sp_timer *t, struct sp_task *task, sp_op_fn fn);
  */
 void sp_timer_arm(struct sp_timer *t, uint64_t deadline_ns);
 void sp_timer_after(struct sp_timer *t, uint64_t delay_ns);
-/* Fire every period_ns until cancelled; the callback runs once per period. */
+/* Fire every period_ns until cancelled; the callback runs once per period, with the
+ * next period already armed (the callback may cancel it and free the timer). */
 void sp_timer_every(struct sp_timer *t, uint64_t period_ns);
 /* Arm t for the next multiple of period_ns on the monotonic clock: timers that poll at
  * the same period fire at the same instants, one wake-up of the shard for all of them. */
 void sp_timer_next_tick(struct sp_timer *t, uint64_t period_ns);
 
-/* Disarm t. Returns 0 when it was removed here and no callback will run; -EINPROGRESS
- * when it lives on another shard (its callback will run, -ECANCELED or 0 if it had
- * fired); -ENOENT when it was not armed. */
+/* Disarm t (owner context, like every timer call). Returns 0 when it was removed here
+ * and no callback will run; -EINPROGRESS when its wheel is another shard's or a move
+ * asked from there is still on its way (its callback will run, -ECANCELED or 0 if it
+ * had fired); -ENOENT when it was not armed. */
 int sp_timer_cancel(struct sp_timer *t);
 
 static inline bool sp_timer_armed(const struct sp_timer *t)

@@ -38,25 +38,6 @@
 #include "engine/log.h"
 #include "engine/shard.h"
 
-/*
- * The store-then-load handshakes between a waker and a parking shard (Dekker style)
- * need a full fence on each side. ThreadSanitizer does not model fences: under it, a
- * seq_cst read-modify-write of one shared word stands in (RMWs of one location are
- * totally ordered, so the later side synchronizes with the earlier one).
- */
-#if defined(__SANITIZE_THREAD__)
-static _Atomic unsigned fence_word;
-static inline void sp_fence_seq_cst(void)
-{
-	atomic_fetch_add_explicit(&fence_word, 0, memory_order_seq_cst);
-}
-#else
-static inline void sp_fence_seq_cst(void)
-{
-	atomic_thread_fence(memory_order_seq_cst);
-}
-#endif
-
 #define RUN_BATCH 64
 #define REAP_BATCH 16          /* CQEs copied out at once; the clock is read per batch */
 #define REAP_BUDGET 512        /* CQEs handled per pass at most ... */
@@ -65,7 +46,7 @@ static inline void sp_fence_seq_cst(void)
 
 static void handle_cqe(struct sp_shard *sh, uint64_t ud, int res, uint32_t flags)
 {
-	void *p = (void *)(uintptr_t)(ud & ~SP_TAG_MASK);
+	void *p = sp_ud_ptr(ud);
 
 	switch (ud & SP_TAG_MASK) {
 	case SP_TAG_OP: {
@@ -89,15 +70,31 @@ static void handle_cqe(struct sp_shard *sh, uint64_t ud, int res, uint32_t flags
 		break;
 	}
 	case SP_TAG_CANCEL: {
-		/* another shard asks: pairs with its release store (see sp_op_cancel) */
+		/* Another shard asks us to cancel one submission (address + generation) of
+		 * a task's op in flight on our ring. The task counted the request and stays
+		 * alive until we acknowledge it: our ASYNC_CANCEL's CQE does. acquire: pairs
+		 * with the sender's release (see sp_op_cancel). */
 		struct sp_op *op = p;
 		(void)atomic_load_explicit(&op->handoff, memory_order_acquire);
-		if ((!op->task || op->task->placement != SP_STEALABLE) &&
-		    op->state == SP_OP_INFLIGHT)
-			op->state = SP_OP_CANCELLING; /* ours: it is in flight on our ring */
-		sp_op_cancel_local(sh, op);
+		struct sp_task *t = __atomic_load_n(&op->task, __ATOMIC_RELAXED);
+		SP_BUG_ON(!t);
+		st_add(sh, ST_MSGS_RECEIVED, 1);
+		sp_op_cancel_ud(sh, ud & ~SP_TAG_MASK, t); /* SP_TAG_OP is 0 */
 		break;
 	}
+	case SP_TAG_CANCEL_ACK:
+		SP_BUG_ON(!sh->cancels_inflight);
+		sh->cancels_inflight--;
+		sp_task_cancel_done(p, false);
+		break;
+	case SP_TAG_CANCEL_LOST:
+		/* without CQE_SKIP a request that got there completes here too */
+		if (res >= 0)
+			break;
+		st_add(sh, ST_CQ_OVERFLOWS, 1);
+		st_add(sh, ST_MSGS_SENT, -1);
+		sp_task_cancel_done(p, true); /* the task asks again */
+		break;
 	case SP_TAG_SENDFAIL: {
 		/* Without CQE_SKIP a successful send completes here too: the message is
 		 * the receiver's now, do not touch it. */
@@ -586,7 +583,8 @@ static void cancel_everything(struct sp_shard *sh)
 static bool locally_quiet(struct sp_shard *sh)
 {
 	return !atomic_load_explicit(&sh->st[ST_OPS_INFLIGHT], memory_order_relaxed) &&
-	       !sh->wheel.count && !sh->pending_sqes && !sp_shard_has_work(sh);
+	       !sh->cancels_inflight && !sh->wheel.count && !sh->pending_sqes &&
+	       !sp_shard_has_work(sh);
 }
 
 struct census {

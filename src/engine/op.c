@@ -2,28 +2,33 @@
 /*
  * op.c - ops: submission on the current shard's ring, completion dispatch, cancel.
  *
- * An op's user_data is its address (tag SP_TAG_OP). A completion runs the callback at
+ * An op's user_data is its address (tag SP_TAG_OP) and the generation of the submission
+ * (so a cancel names one submission, never a later one). A completion runs the callback at
  * once for shard-owned ops and pinned tasks (their ring is their shard's). For a
  * stealable task it is pushed on the task's inbox and the task is scheduled on the
  * shard that reaped it; the callback runs in the task's next run, wherever that is.
  */
-#include <assert.h>
 #include <errno.h>
+#include <string.h>
 
+#include "engine/log.h"
 #include "engine/shard.h"
 
 void sp_op_init(struct sp_op *op, struct sp_task *task, sp_op_fn fn)
 {
 	op->fn = fn;
-	op->task = task;
+	/* atomic: a ring answering a late cancel request reads `task` (a re-init of an
+	 * idle op writes the same value) */
+	__atomic_store_n(&op->task, task, __ATOMIC_RELAXED);
 	op->shard = NULL;
-	atomic_init(&op->inbox_next, NULL);
+	atomic_store_explicit(&op->inbox_next, NULL, memory_order_relaxed);
 	op->live_prev = op->live_next = NULL;
 	op->res = 0;
 	op->cqe_flags = 0;
 	op->state = SP_OP_IDLE;
 	op->kind = SP_KIND_IO;
-	atomic_init(&op->handoff, 0);
+	atomic_store_explicit(&op->handoff, 0, memory_order_relaxed);
+	op->gen = 0;
 }
 
 void sp_live_add(struct sp_task *t, struct sp_op *op)
@@ -39,6 +44,7 @@ void sp_live_add(struct sp_task *t, struct sp_op *op)
 void sp_live_del(struct sp_op *op)
 {
 	struct sp_task *t = op->task;
+	SP_BUG_ON(!op->live_next || !t->inflight);
 	op->live_prev->live_next = op->live_next;
 	op->live_next->live_prev = op->live_prev;
 	op->live_prev = op->live_next = NULL;
@@ -48,7 +54,7 @@ void sp_live_del(struct sp_op *op)
 struct io_uring_sqe *sp_sqe(void)
 {
 	struct sp_shard *sh = sp_tls_shard;
-	assert(sh && "sp_sqe called off the shards");
+	SP_BUG_ON(!sh); /* sp_sqe called off the shards */
 	return sp_shard_sqe(sh);
 }
 
@@ -62,14 +68,20 @@ struct io_uring_sqe *sp_sqes(unsigned n)
 void sp_op_submit(struct sp_op *op, struct io_uring_sqe *sqe)
 {
 	struct sp_shard *sh = sp_tls_shard;
+	struct sp_task *t = op->task;
 
-	assert(op->state == SP_OP_IDLE);
-	assert(!op->task || !op->task->closing);
+	SP_BUG_ON(!sh);
+	SP_BUG_ON(op->state != SP_OP_IDLE);
+	SP_BUG_ON(t && t->closing);
+	SP_BUG_ON((uintptr_t)op & ~SP_UD_PTR_MASK); /* 8-aligned, below 2^48: see sp_op_ud */
+	/* A generation per task (per shard for shard-owned ops), not per op: re-binding an
+	 * op with sp_op_init cannot bring an old generation back. */
+	op->gen = t ? ++t->gen : ++sh->gen;
 	op->shard = sh;
 	op->state = SP_OP_INFLIGHT;
-	if (op->task)
-		sp_live_add(op->task, op);
-	io_uring_sqe_set_data64(sqe, sp_ud(op, SP_TAG_OP));
+	if (t)
+		sp_live_add(t, op);
+	io_uring_sqe_set_data64(sqe, sp_op_ud(op, SP_TAG_OP));
 	st_add(sh, ST_OPS_INFLIGHT, 1);
 	if (atomic_load_explicit(&sh->eng->stopping, memory_order_relaxed))
 		sh->cancel_again = true;
@@ -94,33 +106,66 @@ void sp_op_submit_timeout(struct sp_op *op, struct io_uring_sqe *sqe, struct sp_
 	sp_op_submit(tmo, tsqe);
 }
 
-void sp_op_cancel_local(struct sp_shard *sh, struct sp_op *op)
+void sp_op_cancel_ud(struct sp_shard *sh, uint64_t ud, struct sp_task *t)
 {
 	struct io_uring_sqe *sqe = sp_shard_sqe(sh);
-	io_uring_prep_cancel64(sqe, sp_ud(op, SP_TAG_OP), 0);
-	sqe->user_data = sp_ud(NULL, SP_TAG_IGNORE);
+	io_uring_prep_cancel64(sqe, ud, 0);
+	if (t) {
+		sqe->user_data = sp_ud(t, SP_TAG_CANCEL_ACK);
+		sh->cancels_inflight++;
+	} else {
+		sqe->user_data = sp_ud(NULL, SP_TAG_IGNORE);
+	}
 }
 
+/*
+ * Why a stale cancel cannot hit a later submission: the ASYNC_CANCEL matches the
+ * user_data of one submission (address + generation), and generations only grow
+ * within a task. Why no ring touches freed memory: the task counts the cancel in its
+ * state word before the request leaves, and is not released until the ring that ran
+ * the ASYNC_CANCEL saw its CQE and acknowledged (sp_task_cancel_done); the op belongs
+ * to the task (sp_op_init). A request that could not be sent comes back to the sender
+ * (SP_TAG_CANCEL_LOST): acknowledged as lost, the task asks again in its next run.
+ */
 int sp_op_cancel(struct sp_op *op)
 {
 	struct sp_shard *sh = sp_tls_shard;
+	struct sp_task *t = op->task;
 
+	SP_BUG_ON(!sh);
 	if (op->state == SP_OP_IDLE)
 		return -ENOENT;
 	if (op->kind == SP_KIND_TIMER)
 		return sp_timer_cancel((struct sp_timer *)op);
 	if (op->kind == SP_KIND_JOB)
 		return -EINPROGRESS; /* a helper is running it; the result will come */
-	/* The state belongs to whoever completes the op: the task's context for a
-	 * stealable task (that is us), else the shard of the ring it is in flight on. */
-	if (op->shard == sh || (op->task && op->task->placement == SP_STEALABLE))
-		op->state = SP_OP_CANCELLING;
-	if (op->shard == sh) {
-		sp_op_cancel_local(sh, op);
-	} else { /* only that ring can cancel it: ask its shard */
-		atomic_store_explicit(&op->handoff, 1, memory_order_release);
-		sp_ring_msg(op->shard, sp_ud(op, SP_TAG_CANCEL), 0, sp_ud(NULL, SP_TAG_IGNORE));
+	/* Owner context: a pinned task's or shard-owned op is in flight on our ring; only
+	 * a stealable task's may be on another. */
+	SP_BUG_ON(op->shard != sh && (!t || t->placement != SP_STEALABLE));
+	op->state = SP_OP_CANCELLING;
+	if (t) {
+		uint32_t old = atomic_fetch_add_explicit(&t->state, SP_TS_CANCEL_ONE,
+							 memory_order_relaxed);
+		SP_BUG_ON((old & SP_TS_CANCEL_MASK) == SP_TS_CANCEL_MASK);
 	}
+	if (op->shard == sh) {
+		sp_op_cancel_ud(sh, sp_op_ud(op, SP_TAG_OP), t);
+		return 0;
+	}
+	/* Only that ring can cancel it. release: with the acquire on the other side, the
+	 * count above and op->task happen before the ring reads them (the kernel orders
+	 * it too, invisibly to TSan). Counted as a message for the shutdown census. */
+	atomic_store_explicit(&op->handoff, 1, memory_order_release);
+	st_add(sh, ST_MSGS_SENT, 1);
+	sp_ring_msg(op->shard, sp_op_ud(op, SP_TAG_CANCEL), 0, sp_ud(t, SP_TAG_CANCEL_LOST));
+	/* Out now, while the task still runs here: it cannot run on the target ring before
+	 * the request is there, so that ring runs at most a pass or two of the task's
+	 * submissions before it reads the request (generations are 16 bits). */
+	int ret = io_uring_submit(&sh->ring);
+	if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY)
+		sp_log(SP_LOG_ERR, "shard %u: submit: %s", sh->idx, strerror(-ret));
+	st_add(sh, ST_SUBMITS, 1);
+	sh->pending_sqes = 0;
 	return 0;
 }
 
@@ -129,6 +174,7 @@ static void finish(struct sp_op *op, int res, uint32_t flags)
 {
 	struct sp_task *t = op->task;
 
+	SP_BUG_ON(op->state == SP_OP_IDLE);
 	op->state = SP_OP_IDLE;
 	if (t)
 		sp_live_del(op);
@@ -136,15 +182,6 @@ static void finish(struct sp_op *op, int res, uint32_t flags)
 		op->fn(op, res, flags);
 	if (t)
 		sp_task_op_done(t);
-}
-
-static void inbox_push(struct sp_task *t, struct sp_op *op)
-{
-	struct sp_op *head = atomic_load_explicit(&t->inbox, memory_order_relaxed);
-	do
-		atomic_store_explicit(&op->inbox_next, head, memory_order_relaxed);
-	while (!atomic_compare_exchange_weak_explicit(&t->inbox, &head, op, memory_order_release,
-						      memory_order_relaxed));
 }
 
 void sp_op_complete(struct sp_shard *sh, struct sp_op *op, int res, uint32_t flags)
@@ -168,8 +205,7 @@ void sp_op_complete(struct sp_shard *sh, struct sp_op *op, int res, uint32_t fla
 	}
 	op->res = res;
 	op->cqe_flags = flags;
-	inbox_push(t, op);
-	sp_task_schedule(t);
+	sp_task_deliver(t, op);
 }
 
 void sp_op_deliver(struct sp_op *op, int res)
@@ -179,8 +215,7 @@ void sp_op_deliver(struct sp_op *op, int res)
 	if (t && t->placement == SP_STEALABLE) {
 		op->res = res;
 		op->cqe_flags = 0;
-		inbox_push(t, op);
-		sp_task_schedule(t);
+		sp_task_deliver(t, op);
 	} else if (op->kind == SP_KIND_TIMER) {
 		sp_timer_deliver((struct sp_timer *)op, res);
 	} else {
@@ -191,6 +226,7 @@ void sp_op_deliver(struct sp_op *op, int res)
 /* Run the completions queued for a stealable task, oldest first (task context). */
 void sp_task_drain_inbox(struct sp_task *t)
 {
+	/* acquire: pairs with the release push in sp_task_deliver (op->res and flags) */
 	struct sp_op *list = atomic_exchange_explicit(&t->inbox, NULL, memory_order_acquire);
 	struct sp_op *rev = NULL;
 

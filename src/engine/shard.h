@@ -4,6 +4,35 @@
  *
  * Ownership: every field of struct sp_shard is touched only by its own thread, except
  * those marked "shared", which are atomics with the protocol described next to them.
+ *
+ * Cross-thread handoffs and their memory ordering (C11 model, not only x86):
+ *  - Task state (sp_task.state): changed by acq_rel RMWs only once spawned. Whoever
+ *    sets QUEUED owns the enqueue; the queue's own release/acquire
+ *    publishes the task to the runner; the runner's QUEUED->RUNNING CAS and its
+ *    end-of-run CAS order its run after the previous run, wherever that was.
+ *  - Completion inbox (sp_task.inbox): release push / acquire drain (op->res and
+ *    flags). Against the state it would be a store-buffering pair (push then read the
+ *    state, CAS the state then drain); the pusher ends with a CAS of the state
+ *    instead, which the runner's CAS is ordered with: see sp_task_deliver.
+ *  - Run queue (runq.h): slots and costs relaxed, published by the tail's release
+ *    store; thieves read head/tail with acquire and claim by an acq_rel CAS on head.
+ *  - Inject queue (mpsc.h): acq_rel exchange of head plus a release store of the
+ *    link; the consumer's acquire loads see the message's fields.
+ *  - msg_ring CQEs (sp_msg_send, cancel requests, helper results): the kernel orders
+ *    sender before receiver, but TSan cannot see it: each has a release store before
+ *    the send and an acquire load where it is handled (m->next, op->handoff,
+ *    job->result).
+ *  - Waking a parked shard, and a thief: Dekker pairs (store, seq_cst fence, load on
+ *    both sides: sp_fence_seq_cst); see the wake protocol in loop.c.
+ *  - Cancels in flight: counted on the task's state by a relaxed RMW (ordered before
+ *    the request by the release above); acknowledged by an acq_rel CAS that also
+ *    queues the task (sp_task_cancel_done).
+ *  - Timers (timer.c): `when` changed by acq_rel CAS on both sides; `wheel` is
+ *    stored before `when` with release; the ctl message goes by the inject queue.
+ *  - Helper jobs (helper.c): Treiber stack, release CAS / acquire exchange.
+ *  - Counters and load figures (st[], pass_start, last_pass_ns, searching, cost):
+ *    relaxed, single writer; readers take snapshots for display and heuristics.
+ *  - Shutdown: stopping and quiet are seq_cst; done is a release/acquire flag.
  */
 #ifndef SP_SHARD_H
 #define SP_SHARD_H
@@ -11,33 +40,63 @@
 #include <pthread.h>
 #include <stddef.h>
 
+#include "engine/bug.h"
 #include "engine/compat.h"
 #include "engine/engine.h"
 #include "engine/mpsc.h"
 #include "engine/runq.h"
 
-/* user_data of a CQE: a pointer with a tag in its 3 low bits (records are 8-aligned). */
+/* user_data of a CQE: a pointer with a tag in its 3 low bits (records are 8-aligned)
+ * and, for ops, the submission's generation in the 16 high bits (user-space pointers
+ * fit in 48 bits: checked at submit). */
 enum sp_tag {
-	SP_TAG_OP = 0,        /* an op completed (also helper results) */
-	SP_TAG_DOORBELL = 1,  /* wake-up only */
-	SP_TAG_MSG = 2,       /* an sp_msg delivered by sp_msg_send */
-	SP_TAG_CANCEL = 3,    /* another shard asks us to cancel this op */
-	SP_TAG_SENDFAIL = 4,  /* our sp_msg_send failed (target CQ full): re-post it */
-	SP_TAG_IGNORE = 5,    /* results nobody waits for (cancel requests, doorbell failures) */
+	SP_TAG_OP = 0,          /* an op completed (also helper results) */
+	SP_TAG_DOORBELL = 1,    /* wake-up only */
+	SP_TAG_MSG = 2,         /* an sp_msg delivered by sp_msg_send */
+	SP_TAG_CANCEL = 3,      /* another shard asks us to cancel this op submission */
+	SP_TAG_SENDFAIL = 4,    /* our sp_msg_send failed (target CQ full): re-post it */
+	SP_TAG_IGNORE = 5,      /* results nobody waits for (doorbell failures) */
+	SP_TAG_CANCEL_ACK = 6,  /* our ASYNC_CANCEL for this task's op is done */
+	SP_TAG_CANCEL_LOST = 7, /* our cancel request for this task never got there */
 };
 #define SP_TAG_MASK 7ull
+#define SP_UD_GEN_SHIFT 48
+#define SP_UD_PTR_MASK 0x0000fffffffffff8ull
 
 static inline uint64_t sp_ud(const void *p, enum sp_tag tag)
 {
 	return (uint64_t)(uintptr_t)p | tag;
 }
 
+/* The user_data of op's current submission (tag SP_TAG_OP) or a request about it. */
+static inline uint64_t sp_op_ud(const struct sp_op *op, enum sp_tag tag)
+{
+	return sp_ud(op, tag) | (uint64_t)op->gen << SP_UD_GEN_SHIFT;
+}
+
+static inline void *sp_ud_ptr(uint64_t ud)
+{
+	return (void *)(uintptr_t)(ud & SP_UD_PTR_MASK);
+}
+
 enum sp_op_kind { SP_KIND_IO = 0, SP_KIND_TIMER = 1, SP_KIND_JOB = 2 };
 
 /* Task state bits (sp_task.state). QUEUED: in exactly one queue; RUNNING: a shard runs
  * it now; RESCHED: something arrived while it ran, queue it again afterwards; WANT_RUN:
- * call t->run on the next run. */
-enum { SP_TS_QUEUED = 1, SP_TS_RUNNING = 2, SP_TS_RESCHED = 4, SP_TS_WANT_RUN = 8 };
+ * call t->run on the next run; CANCEL_LOST: a cancel request could not be sent, ask
+ * again on the next run. Bits 5-15 count completions being pushed on the inbox. The
+ * high half counts cancels in flight (asked by the task,
+ * not yet acknowledged by the ring that runs them): the task is not released while
+ * any is, so a ring never looks at a freed op or task. */
+enum {
+	SP_TS_QUEUED = 1, SP_TS_RUNNING = 2, SP_TS_RESCHED = 4, SP_TS_WANT_RUN = 8,
+	SP_TS_CANCEL_LOST = 16,
+};
+/* bits 5-15: completions being delivered (sp_task_deliver: the task lives meanwhile) */
+#define SP_TS_DELIVER_ONE (1u << 5)
+#define SP_TS_DELIVER_MASK 0x0000ffe0u
+#define SP_TS_CANCEL_ONE (1u << 16)
+#define SP_TS_CANCEL_MASK 0xffff0000u
 
 /* Counter indexes: the same order as the fields of struct sp_shard_stats. */
 enum sp_stat {
@@ -103,6 +162,8 @@ struct sp_shard {
 	struct sp_buf_link { int32_t next; uint32_t len; } *buf_links; /* sp_bufq, by buffer id */
 
 	unsigned pending_sqes;       /* SQEs prepared since the last submit */
+	unsigned cancels_inflight;   /* our ASYNC_CANCELs for tasks' ops, CQE to come */
+	uint16_t gen;                /* generation of shard-owned op submissions */
 	uint64_t rng;
 	bool busy_pass;              /* the last pass did something: spin before sleeping */
 	bool stop_seen;              /* on_stop ran, cancels issued */
@@ -143,6 +204,25 @@ struct sp_engine {
 /* The shard of the calling thread. */
 extern __thread struct sp_shard *sp_tls_shard;
 
+/*
+ * The store-then-load handshakes between a waker and a parking shard (Dekker style)
+ * need a full fence on each side. ThreadSanitizer does not model fences: under it, a
+ * seq_cst read-modify-write of one shared word stands in (RMWs of one location are
+ * totally ordered, so the later side synchronizes with the earlier one).
+ */
+#if defined(__SANITIZE_THREAD__)
+extern _Atomic unsigned sp_fence_word;
+static inline void sp_fence_seq_cst(void)
+{
+	atomic_fetch_add_explicit(&sp_fence_word, 0, memory_order_seq_cst);
+}
+#else
+static inline void sp_fence_seq_cst(void)
+{
+	atomic_thread_fence(memory_order_seq_cst);
+}
+#endif
+
 static inline void st_add(struct sp_shard *sh, enum sp_stat i, int64_t v)
 {
 	/* Single writer: a relaxed load and store, no locked instruction. */
@@ -174,7 +254,9 @@ bool sp_shard_has_work(struct sp_shard *sh);
 
 /* op.c */
 void sp_op_complete(struct sp_shard *sh, struct sp_op *op, int res, uint32_t flags);
-void sp_op_cancel_local(struct sp_shard *sh, struct sp_op *op);
+/* Queue an ASYNC_CANCEL of the submission ud on our ring; with t, the task counted the
+ * cancel in flight and its CQE acknowledges it (sp_task_cancel_done). */
+void sp_op_cancel_ud(struct sp_shard *sh, uint64_t ud, struct sp_task *t);
 void sp_live_add(struct sp_task *t, struct sp_op *op);
 void sp_live_del(struct sp_op *op);
 /* Run the completions queued for a stealable task, oldest first (task context). */
@@ -184,12 +266,17 @@ void sp_op_deliver(struct sp_op *op, int res);
 
 /* task.c */
 void sp_task_schedule(struct sp_task *t);
+/* A completion for stealable task t: onto its inbox, and a run follows (any shard). */
+void sp_task_deliver(struct sp_task *t, struct sp_op *op);
 /* Run t once. start_ns != 0: measure the run of a stealable task from then into
  * t->cost_ns and return when it ended (else 0). */
 uint64_t sp_task_run_one(struct sp_shard *sh, struct sp_task *t, uint64_t start_ns);
 void sp_local_push(struct sp_shard *sh, struct sp_task *t);
 struct sp_task *sp_local_pop(struct sp_shard *sh);
 void sp_task_op_done(struct sp_task *t);
+/* A cancel the task counted in flight is over (lost: its request never got to its
+ * ring); any thread. The task's next run sees it (and may be released then). */
+void sp_task_cancel_done(struct sp_task *t, bool lost);
 
 /* timer.c */
 void sp_wheel_init(struct sp_wheel *w, uint64_t now);

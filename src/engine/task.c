@@ -9,8 +9,6 @@
  * them (where their completion arrived) and may be stolen from there; the others go to
  * their home shard's local FIFO, through its inject queue when scheduled from elsewhere.
  */
-#include <assert.h>
-
 #include "engine/shard.h"
 
 void sp_task_init(struct sp_task *t, enum sp_placement placement,
@@ -21,6 +19,7 @@ void sp_task_init(struct sp_task *t, enum sp_placement placement,
 	atomic_init(&t->state, 0);
 	t->placement = (uint8_t)placement;
 	t->closing = false;
+	t->gen = 0;
 	t->engine = NULL;
 	t->home = NULL;
 	atomic_init(&t->inbox, NULL);
@@ -104,6 +103,65 @@ void sp_task_schedule(struct sp_task *t)
 	}
 }
 
+/*
+ * A completion reaches a stealable task (any shard): push op on its inbox, then make
+ * sure a run follows. Two hazards, both closed by the state word:
+ *  - Lost completion. Pushing, then only *reading* the state (QUEUED: leave it) while
+ *    the runner CASes QUEUED->RUNNING then takes the inbox is store buffering, which
+ *    C11 allows to lose the push. Here the pusher's last step is a CAS of the state:
+ *    the runner's CAS before its drain is ordered with it (one modification order,
+ *    acq_rel): either it comes later and synchronizes with us, so its drain sees the
+ *    push, or it came first and our CAS sees RUNNING and sets RESCHED.
+ *  - Touching a freed task. Once op is on the inbox a runner may finish it and, the
+ *    task closing, release it. The delivery is counted in the state before the push
+ *    and dropped by that last CAS: a runner is not done while the count is not zero,
+ *    and our CAS then queues the task, so the release waits for our last touch.
+ */
+void sp_task_deliver(struct sp_task *t, struct sp_op *op)
+{
+	uint32_t s = atomic_fetch_add_explicit(&t->state, SP_TS_DELIVER_ONE, memory_order_relaxed);
+	SP_BUG_ON((s & SP_TS_DELIVER_MASK) == SP_TS_DELIVER_MASK);
+
+	/* release: op->res/cqe_flags (and the count above) for the runner's drain */
+	struct sp_op *head = atomic_load_explicit(&t->inbox, memory_order_relaxed);
+	do
+		atomic_store_explicit(&op->inbox_next, head, memory_order_relaxed);
+	while (!atomic_compare_exchange_weak_explicit(&t->inbox, &head, op, memory_order_release,
+						      memory_order_relaxed));
+
+	uint32_t want;
+	s = atomic_load_explicit(&t->state, memory_order_relaxed);
+	do {
+		want = s - SP_TS_DELIVER_ONE;
+		if (!(s & SP_TS_QUEUED))
+			want |= (s & SP_TS_RUNNING) ? SP_TS_RESCHED : SP_TS_QUEUED;
+	} while (!atomic_compare_exchange_weak_explicit(&t->state, &s, want, memory_order_acq_rel,
+							memory_order_relaxed));
+	if (!(s & (SP_TS_QUEUED | SP_TS_RUNNING)))
+		enqueue(t); /* we set QUEUED: t lives until that run */
+}
+
+void sp_task_cancel_done(struct sp_task *t, bool lost)
+{
+	uint32_t s = atomic_load_explicit(&t->state, memory_order_relaxed);
+	uint32_t want;
+
+	/* One CAS drops the count and makes sure a run follows (a closing task is released
+	 * there): if we set QUEUED we queue it, and it cannot be released before it ran;
+	 * otherwise we do not touch t after the CAS. */
+	do {
+		SP_BUG_ON(!(s & SP_TS_CANCEL_MASK));
+		want = s - SP_TS_CANCEL_ONE;
+		if (lost)
+			want |= SP_TS_CANCEL_LOST;
+		if (!(s & SP_TS_QUEUED))
+			want |= (s & SP_TS_RUNNING) ? SP_TS_RESCHED : SP_TS_QUEUED;
+	} while (!atomic_compare_exchange_weak_explicit(&t->state, &s, want, memory_order_acq_rel,
+							memory_order_relaxed));
+	if (!(s & (SP_TS_QUEUED | SP_TS_RUNNING)))
+		enqueue(t);
+}
+
 void sp_task_spawn(struct sp_engine *eng, struct sp_task *t, uint64_t key)
 {
 	struct sp_shard *sh = sp_tls_shard;
@@ -179,20 +237,35 @@ void sp_task_op_done(struct sp_task *t)
 		sp_task_schedule(t);
 }
 
+/* Cancel requests of ours that never got to their ring: ask again (task context). */
+static void resend_cancels(struct sp_task *t)
+{
+	for (struct sp_op *op = t->live.live_next; op != &t->live; op = op->live_next)
+		if (op->state == SP_OP_CANCELLING)
+			sp_op_cancel(op);
+}
+
 uint64_t sp_task_run_one(struct sp_shard *sh, struct sp_task *t, uint64_t start_ns)
 {
 	uint64_t end_ns = 0;
 
+	/* acquire: we took t from a queue, after whoever set QUEUED; the CAS orders our
+	 * drain after the deliveries it sees (see sp_task_deliver) */
 	uint32_t s = atomic_load_explicit(&t->state, memory_order_acquire);
+	do
+		SP_BUG_ON(!(s & SP_TS_QUEUED) || (s & SP_TS_RUNNING));
 	while (!atomic_compare_exchange_weak_explicit(&t->state, &s,
 						      (s & ~(uint32_t)SP_TS_QUEUED) | SP_TS_RUNNING,
-						      memory_order_acq_rel, memory_order_acquire))
-		;
-	assert(s & SP_TS_QUEUED);
+						      memory_order_acq_rel, memory_order_acquire));
 	st_add(sh, ST_TASKS_RUN, 1);
 	if (t->placement == SP_STEALABLE) {
 		t->home = sh;
 		sp_task_drain_inbox(t);
+	}
+	if (atomic_load_explicit(&t->state, memory_order_relaxed) & SP_TS_CANCEL_LOST) {
+		atomic_fetch_and_explicit(&t->state, ~(uint32_t)SP_TS_CANCEL_LOST,
+					  memory_order_relaxed);
+		resend_cancels(t);
 	}
 	if (atomic_load_explicit(&t->state, memory_order_relaxed) & SP_TS_WANT_RUN) {
 		atomic_fetch_and_explicit(&t->state, ~(uint32_t)SP_TS_WANT_RUN,
@@ -201,7 +274,6 @@ uint64_t sp_task_run_one(struct sp_shard *sh, struct sp_task *t, uint64_t start_
 			t->run(t);
 	}
 
-	bool done = t->closing && !t->inflight;
 	if (start_ns && t->placement == SP_STEALABLE) {
 		/* before the task can be queued (and run, released) elsewhere */
 		end_ns = sp_now_ns();
@@ -209,8 +281,14 @@ uint64_t sp_task_run_one(struct sp_shard *sh, struct sp_task *t, uint64_t start_
 		atomic_store_explicit(&t->cost_ns, d > UINT32_MAX ? UINT32_MAX : (uint32_t)d,
 				      memory_order_relaxed);
 	}
+	/* Done: closing, no op or timer in flight, no cancel request unacknowledged and no
+	 * completion being delivered (both end in a CAS that runs the task again). Decided
+	 * on the state this CAS sees. */
+	bool done;
 	s = atomic_load_explicit(&t->state, memory_order_acquire);
 	for (;;) {
+		done = t->closing && !t->inflight &&
+		       !(s & (SP_TS_CANCEL_MASK | SP_TS_DELIVER_MASK));
 		uint32_t want = s & ~(uint32_t)(SP_TS_RUNNING | SP_TS_RESCHED);
 		bool again = (s & SP_TS_RESCHED) || (s & SP_TS_WANT_RUN && !done);
 		if (again)
@@ -224,7 +302,11 @@ uint64_t sp_task_run_one(struct sp_shard *sh, struct sp_task *t, uint64_t start_
 			break;
 		}
 	}
-	if (done && t->release)
-		t->release(t);
+	if (done) {
+		SP_BUG_ON(t->live.live_next != &t->live);
+		SP_BUG_ON(atomic_load_explicit(&t->inbox, memory_order_relaxed));
+		if (t->release)
+			t->release(t);
+	}
 	return end_ns;
 }

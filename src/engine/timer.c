@@ -8,15 +8,23 @@
  * for the ring wait. Timers of a higher level cascade down when their slot comes up.
  *
  * Ownership. A timer sits in the wheel of the shard that armed it (W); only W touches
- * its wheel links. A stealable task may run on another shard S when it moves or
- * cancels the timer: S then changes the atomic `when` by CAS and posts the timer's ctl
- * message to W, which re-files or cancels it. W completes a timer only by a CAS of
- * `when` to OFF, so S and W never both think they own the last word:
- *   S sees OFF      -> the completion is on its way; a re-arm is kept in `rearm` and
- *                      applied when the completion is delivered (no callback then).
- *   W's CAS fails   -> S moved it first; W re-reads `when` and re-files or cancels.
- * A completion never overtakes a queued ctl message (it waits for it: `deferred`), so
- * the task cannot be released while its timer's message is still queued.
+ * its wheel links and only W completes it. The owner (the task's context) owns the
+ * rest. A stealable task may run on another shard S when it moves or cancels the
+ * timer: S cannot touch W's wheel, so it states what it wants in the atomic `when`
+ * and posts the timer's ctl message to W. The two facts "S wants something" and "a
+ * ctl message is queued" are one word, changed by one CAS: `when` holds the deadline
+ * shifted left by one and its bit 0 (CTL) says a ctl message is queued at W.
+ *   S: CAS when -> new | CTL; the CAS that set CTL (it was clear) posts the message.
+ *   W: completes a timer only by a CAS of `when` from a value without CTL to OFF;
+ *      with CTL set it leaves the timer alone (out of its wheel if it was due) and
+ *      the ctl message settles it: ctl_fn clears CTL, then does what `when` says.
+ * So W never delivers a completion while a ctl message is queued: the owner cannot
+ * get the completion, be released and free the timer under a queued message, and S
+ * never posts after W delivered (it finds `when` OFF and keeps the re-arm in
+ * `rearm`, applied when the completion is delivered, without a callback).
+ * The owner on W itself works on its wheel directly, unless CTL is set (then as S).
+ * A delivered completion is the last touch of a timer by the engine: sp_timer_deliver
+ * re-arms a periodic timer before its callback, which may free it.
  */
 #include <errno.h>
 #include <string.h>
@@ -24,7 +32,18 @@
 #include "engine/shard.h"
 
 #define WHEN_OFF 0ull
-#define WHEN_CANCEL 1ull
+#define WHEN_CTL 1ull
+#define WHEN_CANCEL 2ull /* deadline 1: cancel asked (deadlines are >= 2) */
+
+static uint64_t when_enc(uint64_t deadline)
+{
+	return deadline << 1;
+}
+
+static uint64_t when_dec(uint64_t w)
+{
+	return w >> 1;
+}
 
 static uint64_t to_tick(uint64_t ns)
 {
@@ -88,14 +107,9 @@ static void wheel_unlink(struct sp_shard *sh, struct sp_timer *t)
 }
 
 /* Deliver a completion to the timer's owner: inline for pinned and shard-owned timers,
- * through the inbox for stealable tasks. */
+ * through the inbox for stealable tasks. Our last touch of t. */
 static void complete(struct sp_shard *sh, struct sp_timer *t, int res)
 {
-	if (atomic_load_explicit(&t->ctl_pending, memory_order_acquire)) {
-		t->deferred = true; /* the queued ctl message delivers it */
-		t->deferred_res = res;
-		return;
-	}
 	if (res == 0)
 		st_add(sh, ST_TIMERS_FIRED, 1);
 	sp_op_deliver(&t->op, res);
@@ -104,16 +118,20 @@ static void complete(struct sp_shard *sh, struct sp_timer *t, int res)
 /* t is out of W's wheel: settle what `when` asks for. */
 static void settle(struct sp_shard *sh, struct sp_timer *t, uint64_t now)
 {
+	/* acquire: what S wrote before its CAS (a re-arm's deadline) */
 	uint64_t w = atomic_load_explicit(&t->when, memory_order_acquire);
 
 	for (;;) {
-		if (w == WHEN_OFF)
-			return;
-		if (w != WHEN_CANCEL && w > now && !atomic_load(&sh->eng->stopping)) {
-			wheel_link(sh, t, w); /* moved later: re-file */
+		SP_BUG_ON(w == WHEN_OFF);
+		if (w & WHEN_CTL)
+			return; /* a ctl message is queued: it settles t */
+		uint64_t d = when_dec(w);
+		if (w != WHEN_CANCEL && d > now && !atomic_load(&sh->eng->stopping)) {
+			wheel_link(sh, t, d); /* moved later: re-file */
 			return;
 		}
-		int res = (w == WHEN_CANCEL || w > now) ? -ECANCELED : 0;
+		int res = (w == WHEN_CANCEL || d > now) ? -ECANCELED : 0;
+		/* fails when S changed `when` meanwhile: look again */
 		if (atomic_compare_exchange_weak_explicit(&t->when, &w, WHEN_OFF,
 							  memory_order_acq_rel,
 							  memory_order_acquire)) {
@@ -210,12 +228,18 @@ void sp_wheel_cancel_all(struct sp_shard *sh)
 			while (w->slot[level][slot]) {
 				struct sp_timer *t = w->slot[level][slot];
 				wheel_unlink(sh, t);
-				uint64_t v = atomic_load(&t->when);
-				while (v != WHEN_OFF &&
-				       !atomic_compare_exchange_weak(&t->when, &v, WHEN_OFF))
-					;
-				if (v != WHEN_OFF)
-					complete(sh, t, -ECANCELED);
+				uint64_t v = atomic_load_explicit(&t->when, memory_order_acquire);
+				for (;;) {
+					SP_BUG_ON(v == WHEN_OFF);
+					if (v & WHEN_CTL)
+						break; /* its ctl message cancels it */
+					if (atomic_compare_exchange_weak_explicit(
+						    &t->when, &v, WHEN_OFF, memory_order_acq_rel,
+						    memory_order_acquire)) {
+						complete(sh, t, -ECANCELED);
+						break;
+					}
+				}
 			}
 		}
 	}
@@ -229,23 +253,20 @@ static void ctl_fn(struct sp_msg *m)
 	struct sp_timer *t = sp_container_of(m, struct sp_timer, ctl);
 	struct sp_shard *sh = sp_tls_shard;
 
-	atomic_store_explicit(&t->ctl_pending, 0, memory_order_release);
-	uint64_t w = atomic_load_explicit(&t->when, memory_order_acquire);
-	if (w != WHEN_OFF && atomic_load_explicit(&t->wheel, memory_order_acquire) == sh &&
-	    t->slot != UINT16_MAX) {
+	SP_BUG_ON(atomic_load_explicit(&t->wheel, memory_order_relaxed) != sh);
+	/* From here the owner may post m again: do not touch m. acq_rel: we see what S
+	 * asked; S's next CAS sees CTL clear. */
+	uint64_t w = atomic_fetch_and_explicit(&t->when, ~WHEN_CTL, memory_order_acq_rel);
+	SP_BUG_ON(!(w & WHEN_CTL));
+	if (t->slot != UINT16_MAX)
 		wheel_unlink(sh, t);
-		settle(sh, t, sp_now_ns());
-	}
-	if (t->deferred) {
-		t->deferred = false;
-		complete(sh, t, t->deferred_res);
-	}
+	settle(sh, t, sp_now_ns());
 }
 
+/* Ask t's wheel shard by message; `when` already holds the request (owner context). */
 static void post_ctl(struct sp_timer *t, struct sp_shard *wheel)
 {
-	if (!atomic_exchange_explicit(&t->ctl_pending, 1, memory_order_acq_rel))
-		sp_msg_post(wheel, &t->ctl, ctl_fn);
+	sp_msg_post(wheel, &t->ctl, ctl_fn);
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -263,19 +284,55 @@ static void insert_here(struct sp_shard *sh, struct sp_timer *t, uint64_t deadli
 {
 	atomic_store_explicit(&t->wheel, sh, memory_order_relaxed);
 	/* release: `wheel` is visible to whoever sees `when` set */
-	atomic_store_explicit(&t->when, deadline, memory_order_release);
+	atomic_store_explicit(&t->when, when_enc(deadline), memory_order_release);
 	t->op.shard = sh;
 	wheel_link(sh, t, deadline);
+}
+
+/* Ask t's wheel for `want` (a deadline or WHEN_CANCEL) from the owner context. Returns
+ * 1 when done here on our own wheel, 0 when asked by message or by `rearm`, -1 when the
+ * completion is already on its way (`when` OFF): the caller decides. */
+static int request(struct sp_shard *sh, struct sp_timer *t, uint64_t want)
+{
+	struct sp_shard *wheel = atomic_load_explicit(&t->wheel, memory_order_relaxed);
+	uint64_t w = atomic_load_explicit(&t->when, memory_order_acquire);
+
+	for (;;) {
+		if (w == WHEN_OFF)
+			return -1;
+		if (wheel == sh && !(w & WHEN_CTL)) {
+			/* our wheel, no message queued: linked, and only we change it */
+			SP_BUG_ON(t->slot == UINT16_MAX);
+			wheel_unlink(sh, t);
+			if (want == WHEN_CANCEL) {
+				atomic_store_explicit(&t->when, WHEN_OFF, memory_order_release);
+			} else {
+				atomic_store_explicit(&t->when, want, memory_order_release);
+				wheel_link(sh, t, when_dec(want));
+			}
+			return 1;
+		}
+		/* release: pairs with W's acquire in ctl_fn/settle */
+		if (atomic_compare_exchange_weak_explicit(&t->when, &w, want | WHEN_CTL,
+							  memory_order_acq_rel,
+							  memory_order_acquire)) {
+			if (!(w & WHEN_CTL))
+				post_ctl(t, wheel);
+			return 0;
+		}
+	}
 }
 
 void sp_timer_arm(struct sp_timer *t, uint64_t deadline)
 {
 	struct sp_shard *sh = sp_tls_shard;
 
+	SP_BUG_ON(!sh);
 	if (deadline < 2)
 		deadline = 2;
 	t->deadline = deadline;
 	if (t->op.state == SP_OP_IDLE) {
+		SP_BUG_ON(atomic_load_explicit(&t->when, memory_order_relaxed) != WHEN_OFF);
 		t->op.state = SP_OP_INFLIGHT;
 		t->rearm = 0;
 		if (t->op.task)
@@ -283,23 +340,8 @@ void sp_timer_arm(struct sp_timer *t, uint64_t deadline)
 		insert_here(sh, t, deadline);
 		return;
 	}
-	uint64_t w = atomic_load_explicit(&t->when, memory_order_acquire);
-	if (w == WHEN_OFF) { /* fired or cancelled, completion not yet delivered */
-		t->rearm = deadline;
-		return;
-	}
-	struct sp_shard *wheel = atomic_load_explicit(&t->wheel, memory_order_relaxed);
-	if (wheel == sh) {
-		wheel_unlink(sh, t);
-		insert_here(sh, t, deadline);
-		return;
-	}
-	if (!atomic_compare_exchange_strong_explicit(&t->when, &w, deadline, memory_order_acq_rel,
-						     memory_order_acquire)) {
-		t->rearm = deadline; /* it completed meanwhile */
-		return;
-	}
-	post_ctl(t, wheel);
+	if (request(sh, t, when_enc(deadline)) < 0)
+		t->rearm = deadline; /* fired or cancelled, completion not yet delivered */
 }
 
 void sp_timer_after(struct sp_timer *t, uint64_t delay_ns)
@@ -324,35 +366,29 @@ int sp_timer_cancel(struct sp_timer *t)
 {
 	struct sp_shard *sh = sp_tls_shard;
 
+	SP_BUG_ON(!sh);
 	if (t->op.state == SP_OP_IDLE)
 		return -ENOENT;
 	t->period = 0;
 	t->rearm = 0;
-	uint64_t w = atomic_load_explicit(&t->when, memory_order_acquire);
-	if (w == WHEN_OFF)
-		return -EINPROGRESS;
-	struct sp_shard *wheel = atomic_load_explicit(&t->wheel, memory_order_relaxed);
-	if (wheel == sh) {
-		wheel_unlink(sh, t);
-		atomic_store_explicit(&t->when, WHEN_OFF, memory_order_release);
-		t->op.state = SP_OP_IDLE;
-		if (t->op.task) {
-			sp_live_del(&t->op);
-			sp_task_op_done(t->op.task);
-		}
-		return 0;
+	if (request(sh, t, WHEN_CANCEL) <= 0)
+		return -EINPROGRESS; /* a callback comes */
+	t->op.state = SP_OP_IDLE;
+	if (t->op.task) {
+		sp_live_del(&t->op);
+		sp_task_op_done(t->op.task);
 	}
-	if (atomic_compare_exchange_strong_explicit(&t->when, &w, WHEN_CANCEL,
-						    memory_order_acq_rel, memory_order_acquire))
-		post_ctl(t, wheel);
-	return -EINPROGRESS;
+	return 0;
 }
 
 /* A timer completion reaches its owner (owner context). */
 void sp_timer_deliver(struct sp_timer *t, int res)
 {
 	struct sp_task *task = t->op.task;
+	sp_op_fn fn = t->op.fn;
 
+	SP_BUG_ON(t->op.state == SP_OP_IDLE);
+	SP_BUG_ON(atomic_load_explicit(&t->when, memory_order_relaxed) != WHEN_OFF);
 	if (t->rearm && !(task && task->closing)) {
 		/* re-armed while this completion travelled: the old deadline is void */
 		uint64_t d = t->rearm;
@@ -364,12 +400,13 @@ void sp_timer_deliver(struct sp_timer *t, int res)
 	t->op.state = SP_OP_IDLE;
 	if (task)
 		sp_live_del(&t->op);
-	if (t->op.fn)
-		t->op.fn(&t->op, res, 0);
-	if (res == 0 && t->period && t->op.state == SP_OP_IDLE && !(task && task->closing)) {
+	/* The next period is armed before the callback: after it, t may be freed. */
+	if (res == 0 && t->period && !(task && task->closing)) {
 		uint64_t next = t->deadline + t->period, now = sp_now_ns();
 		sp_timer_arm(t, next > now ? next : now);
 	}
+	if (fn)
+		fn(&t->op, res, 0);
 	if (task)
 		sp_task_op_done(task);
 }

@@ -34,7 +34,9 @@ static void on_fire(struct sp_op *op, int res, uint32_t flags)
 		return;
 	}
 	ck_assert_int_eq(res, 0);
-	if (now < t->deadline)
+	/* cancelled after a re-arm while the firing was on its way: the callback says it
+	 * fired (for the earlier deadline), as sp_timer_cancel's -EINPROGRESS allows */
+	if (now < t->deadline && !t->cancelled)
 		atomic_fetch_add(&early, 1);
 	uint64_t tick = t->deadline / MS;
 	if (tick + 1 < last_tick) /* within a tick the order is free */
@@ -198,8 +200,9 @@ static struct sp_timer periodic;
 
 static void on_tick(struct sp_op *op, int res, uint32_t flags)
 {
+	/* the next period is armed before the callback runs (it may cancel and free) */
 	if (res == 0 && atomic_fetch_add(&ticks, 1) + 1 == 5)
-		ck_assert_int_eq(sp_timer_cancel(&periodic), -ENOENT); /* idle in its callback */
+		ck_assert(sp_timer_armed(&periodic));
 }
 
 static void start_every(void *arg)
@@ -393,14 +396,17 @@ static void mt_step(struct sp_op *op, int res, uint32_t flags)
 	for (int i = 0; i < 3000; i++)
 		x += (unsigned)i;
 	if (++m->steps < 30) {
-		if (m->steps % 3)
+		if (m->steps % 3) {
+			m->t.cancelled = false;
 			arm(&m->t, sp_now_ns() + (uint64_t)(m->steps % 7 + 20) * MS);
-		else
-			sp_timer_cancel(&m->t.timer);
+		} else {
+			m->t.cancelled = sp_timer_cancel(&m->t.timer) == -EINPROGRESS;
+		}
 		struct io_uring_sqe *sqe = sp_sqe();
 		io_uring_prep_nop(sqe);
 		sp_op_submit(&m->op, sqe);
 	} else {
+		m->t.cancelled = false;
 		atomic_store(&m->t.final, true);
 		arm(&m->t, sp_now_ns() + 30 * MS); /* final word */
 		atomic_fetch_add(&mt_done, 1);
@@ -513,6 +519,61 @@ START_TEST(test_pass_clock)
 }
 END_TEST
 
+/* A callback may free its timer (the listener's retry timer frees its acceptor array):
+ * the engine must not touch the timer after the callback. One-shot, and periodic
+ * (cancelled, then freed, on its third firing). Under ASan a late touch is a report. */
+static _Atomic long freed_oneshot, periodic_fires, freed_periodic;
+
+static void on_fire_free(struct sp_op *op, int res, uint32_t flags)
+{
+	(void)flags;
+	ck_assert_int_eq(res, 0);
+	memset(op, 0x5a, sizeof(struct sp_timer));
+	free(op);
+	atomic_fetch_add(&freed_oneshot, 1);
+}
+
+static void on_periodic_free(struct sp_op *op, int res, uint32_t flags)
+{
+	struct sp_timer *t = (struct sp_timer *)op;
+	(void)flags;
+	ck_assert_int_eq(res, 0);
+	if (atomic_fetch_add(&periodic_fires, 1) + 1 < 3)
+		return;
+	sp_timer_cancel(t); /* the next period must not come */
+	memset(t, 0x5a, sizeof(*t));
+	free(t);
+	atomic_fetch_add(&freed_periodic, 1);
+}
+
+static void arm_self_freeing(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < 8; i++) {
+		struct sp_timer *t = malloc(sizeof(*t));
+		sp_timer_init(t, NULL, on_fire_free);
+		sp_timer_after(t, (uint64_t)(1 + i) * MS);
+	}
+	struct sp_timer *p = malloc(sizeof(*p));
+	sp_timer_init(p, NULL, on_periodic_free);
+	sp_timer_every(p, 2 * MS);
+}
+
+START_TEST(test_callback_frees_timer)
+{
+	eng = start_engine(1, true);
+	atomic_store(&freed_oneshot, 0);
+	atomic_store(&periodic_fires, 0);
+	atomic_store(&freed_periodic, 0);
+	run_on_shard(eng, 0, arm_self_freeing, NULL);
+	ck_assert(wait_atomic(&freed_oneshot, 8, 5000));
+	ck_assert(wait_atomic(&freed_periodic, 1, 5000));
+	sleep_us(20000);
+	ck_assert_int_eq(atomic_load(&periodic_fires), 3);
+	stop_engine(eng);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("timer");
@@ -527,6 +588,7 @@ int main(void)
 	tcase_add_test(tc, test_remote_rearm_and_cancel);
 	tcase_add_test(tc, test_stolen_tasks_rearm);
 	tcase_add_test(tc, test_pass_clock);
+	tcase_add_test(tc, test_callback_frees_timer);
 	suite_add_tcase(s, tc);
 	return run_suite(s);
 }
