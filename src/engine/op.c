@@ -61,7 +61,7 @@ struct io_uring_sqe *sp_sqe(void)
 struct io_uring_sqe *sp_sqes(unsigned n)
 {
 	struct sp_shard *sh = sp_tls_shard;
-	assert(sh && "sp_sqes called off the shards");
+	SP_BUG_ON(!sh); /* sp_sqes called off the shards */
 	return sp_shard_sqes(sh, n);
 }
 
@@ -98,7 +98,7 @@ void sp_op_submit_timeout(struct sp_op *op, struct io_uring_sqe *sqe, struct sp_
 			  struct __kernel_timespec *ts)
 {
 	/* the head took its slot from sp_sqes(2): the timeout's is free, no submit between */
-	assert(io_uring_sq_space_left(&sp_tls_shard->ring) > 0);
+	SP_BUG_ON(io_uring_sq_space_left(&sp_tls_shard->ring) == 0);
 	sqe->flags |= IOSQE_IO_LINK;
 	sp_op_submit(op, sqe);
 	struct io_uring_sqe *tsqe = sp_sqe();
