@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/un.h>
 
 #include "config/schema.h"
 
@@ -128,15 +127,8 @@ static char *bind_key(const struct sp_conf_listener *l)
 	int ret = -1;
 	if (!l->bind.text || l->bind.kind == SP_ADDR_SYSTEMD)
 		return NULL;
-	if (l->bind.kind == SP_ADDR_UNIX) {
-		/* one file however written: "/x/./u.sock" is "/x/u.sock" */
-		const struct sockaddr_un *un = (const struct sockaddr_un *)&l->bind.sa;
-		char path[sizeof(un->sun_path) + 1];
-		const char *p = un->sun_path[0] == '/' ? sp_cf_path_norm(un->sun_path, path,
-									  sizeof(path)) : NULL;
-		return asprintf(&key, "%s %s%s", proto, p ? "unix:" : "",
-				p ? p : l->bind.text) < 0 ? NULL : key;
-	}
+	if (l->bind.kind == SP_ADDR_UNIX)
+		return asprintf(&key, "%s %s", proto, l->bind.text) < 0 ? NULL : key;
 	if (l->bind.sa.ss_family == AF_INET) {
 		const struct sockaddr_in *in = (const struct sockaddr_in *)&l->bind.sa;
 		if (!in->sin_port || !inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host)))

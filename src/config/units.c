@@ -175,8 +175,12 @@ static int parse_unix(const char *path, struct sp_conf_addr *a, const char **why
 		*why = "a unix socket path is at most 107 bytes";
 		return -EINVAL;
 	}
-	memcpy(un->sun_path, path, len + 1);
-	a->salen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len + 1);
+	/* one file, one spelling: "/x/./u.sock" binds, logs and compares as "/x/u.sock" */
+	if (!sp_cf_path_norm(path, un->sun_path, sizeof(un->sun_path))) {
+		*why = "a unix socket path is at most 107 bytes";
+		return -EINVAL;
+	}
+	a->salen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(un->sun_path) + 1);
 	return 0;
 }
 
@@ -290,6 +294,10 @@ int sp_cf_parse_addr(const char *s, struct sp_conf_addr *out, const char **why,
 	}
 	if (ret < 0)
 		return ret;
+	char norm[sizeof("unix:") + sizeof(((struct sockaddr_un *)0)->sun_path)];
+	const struct sockaddr_un *un = (const struct sockaddr_un *)&a.sa;
+	if (a.kind == SP_ADDR_UNIX && un->sun_path[0] == '/') /* as parse_unix spelled it */
+		s = strcat(strcpy(norm, "unix:"), un->sun_path);
 	a.text = dup_in(arena, s, strlen(s));
 	if (a.text && a.kind == SP_ADDR_SYSTEMD && !(a.name = dup_in(arena, s + 8, strlen(s + 8)))) {
 		if (!arena)

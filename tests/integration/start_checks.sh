@@ -5,6 +5,7 @@
 # socket paths that are regular files, a files root that is a system directory (unless
 # allow_system_root), and a reload to such a config is rejected. A files root served by a
 # daemon that stays root is warned about by -t and at start; not once process.user drops.
+# A reload to a unix path written another way keeps the socket.
 . "$(dirname "$0")/lib.sh"
 
 # refused NAME POS PATTERN (config on stdin): -t and a start both exit 1 and say it at POS
@@ -119,5 +120,22 @@ reload_and_wait
 log_has "$tmp/www.yaml:5:27: files root '/' is /, a system directory" || fail "reload: no error"
 log_has "reload rejected" || fail "reload to a system root not rejected"
 [ "$(curl -s --max-time 5 "http://127.0.0.1:$p/")" = hello ] || fail "the old config stopped serving"
+stop_daemon
+
+# a unix path written another way names the same socket: a reload keeps it (it used to
+# bind it again and fail: "another process listens on it")
+cat >"$tmp/unix.yaml" <<Y
+version: 1
+control: {socket: $tmp/c1.sock}
+listeners: [{name: u, bind: "unix:$tmp/x/u1.sock", route: r}]
+routes: [{name: r, pipeline: [echo]}]
+Y
+: >"$log"
+start_daemon "$tmp/unix.yaml"
+echo_ok "UNIX-CONNECT:$tmp/x/u1.sock" || fail "echo over the unix listener"
+sed -i "s|unix:$tmp/x/u1.sock|unix:$tmp//x/./u1.sock|" "$tmp/unix.yaml"
+reload_and_wait
+log_has "reload: generation 2" || fail "reload to the same socket written differently: $(tail -3 "$log")"
+echo_ok "UNIX-CONNECT:$tmp/x/u1.sock" || fail "echo over the unix listener after the reload"
 stop_daemon
 echo "PASS: start checks ($n configs refused by -t and start alike; system roots; served-as-root warning)"
