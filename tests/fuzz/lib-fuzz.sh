@@ -75,9 +75,9 @@ sp_fuzz_run() {
 		-print_final_stats=1 "$@" >"$_log" 2>&1
 	_status=$?
 	tail -40 "$_log"
-	# the inputs libFuzzer kept ("Test unit written to FILE"; slow-unit-* only notes a
-	# slow input, not a finding)
-	_found=$(sed -n 's/.*Test unit written to \(.*\)$/\1/p' "$_log" | grep -v '/[^/]*slow-unit-[^/]*$')
+	# the inputs libFuzzer kept ("Test unit written to FILE", twice for one when a sanitizer
+	# aborts; slow-unit-* only notes a slow input, not a finding)
+	_found=$(sed -n 's/.*Test unit written to \(.*\)$/\1/p' "$_log" | grep -v '/[^/]*slow-unit-[^/]*$' | sort -u)
 	_why=
 	if [ "$_status" != 0 ]; then
 		_why="exit status $_status"
