@@ -49,7 +49,7 @@ kill -TERM "$pid"
 # The process's exit after it is bounded by stop_daemon (a sanitizer's exit takes long).
 wait_until 10 eval '! kill -0 "$idle_pid" 2>/dev/null' || fail "the idle connection still open 10 s after SIGTERM"
 t1=$(date +%s%N)
-stop_daemon TERM 10
+stop_daemon TERM 30
 [ "$rc" = 0 ] || fail "exit status $rc after the drain timeout"
 log_has "drain timeout: closing 1 connections" || fail "no drain timeout line"
 ms=$(((t1 - t0) / 1000000))
@@ -73,7 +73,7 @@ kill -0 "$pid" || fail "exited after SIGINT with a connection open"
 exec {INT[1]}>&-
 wait "${INT_PID:-}" 2>/dev/null
 t0=$(date +%s%N)
-stop_daemon INT 10
+stop_daemon INT 30
 [ "$rc" = 0 ] || fail "exit status $rc after SIGINT"
 ms_int=$((($(date +%s%N) - t0) / 1000000))
 
@@ -90,7 +90,7 @@ wait_until 30 log_has "stopping; draining 1 connections (up to 60000 ms)" || fai
 sleep 0.5 # the drain goes on (it would for 60 s): SIGQUIT comes in the middle of it
 kill -0 "$pid" || fail "exited while a connection was open and 60 s to drain"
 t0=$(date +%s%N)
-stop_daemon QUIT 10 # not the 60 s drain (a sanitizer's exit takes seconds)
+stop_daemon QUIT 15 # not the 60 s drain (a sanitizer's exit takes seconds)
 ms_quit=$((($(date +%s%N) - t0) / 1000000))
 [ "$rc" = 0 ] || fail "exit status $rc after SIGQUIT in the drain"
 log_has "SIGQUIT: closing 1 connections now" || fail "no SIGQUIT line in the drain"
