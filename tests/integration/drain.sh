@@ -43,9 +43,10 @@ read -r -t 5 line <&"${IDLE[0]}" || fail "no echo on the idle connection"
 t0=$(date +%s%N)
 kill -TERM "$pid"
 # the connection is cut (its client ends) at the drain timeout: not before 1 s, and not
-# much after it. Margin: 3.5 s over the timeout, which holds socat's own 0.5 s after the
-# EOF and a loaded 2-core machine (unloaded, it ends about 0.6 s after the timeout; ASan
-# at a load of 27, 1.3 s): a timeout taken for the default 30 s, or doubled, still fails.
+# much after it. Margin: 5 s over the timeout, which holds socat's own 0.5 s after the
+# EOF and a loaded 2-core machine (unloaded, it ends about 0.6 s after the timeout; at a
+# load of 27-30, 1.3 to 2 s): a timeout taken for the default 30 s, or any of 6 s or more,
+# still fails (a timeout merely doubled would not: that is what the load costs).
 # The process's exit after it is bounded by stop_daemon (a sanitizer's exit takes long).
 wait_until 10 eval '! kill -0 "$idle_pid" 2>/dev/null' || fail "the idle connection still open 10 s after SIGTERM"
 t1=$(date +%s%N)
@@ -54,7 +55,7 @@ stop_daemon TERM 30
 log_has "drain timeout: closing 1 connections" || fail "no drain timeout line"
 ms=$(((t1 - t0) / 1000000))
 [ "$ms" -ge 900 ] || fail "the connection was cut after $ms ms, before the 1 s drain timeout"
-[ "$ms" -le 4500 ] || fail "the connection was cut $ms ms after SIGTERM with a 1 s drain timeout"
+[ "$ms" -le 6000 ] || fail "the connection was cut $ms ms after SIGTERM with a 1 s drain timeout"
 
 # SIGINT is SIGTERM: the listener closes, the open connection still echoes, exit 0
 # when it ends (drain_timeout 60 s: the stop waits for the connection, not the clock)
