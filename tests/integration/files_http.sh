@@ -141,12 +141,12 @@ t=$(printf 'GET /a.txt HTTP/1.1\r\nHost: h\r\n\r\n' | raw --timeout 6 --elapsed)
 	fail "idle keep-alive connection still open after 6 s"
 awk -v t="$t" 'BEGIN { exit !(t >= 0.9 && t < 4) }' || fail "idle keep-alive connection closed after $t s"
 # a client that stops reading a large file is dropped after send_timeout
-printf 'GET /big.bin HTTP/1.1\r\nHost: h\r\n\r\n' | raw --rcvbuf 4096 --hold 4 --timeout 5 >/dev/null &
+printf 'GET /big.bin HTTP/1.1\r\nHost: h\r\n\r\n' | raw --rcvbuf 4096 --hold 8 --timeout 5 >/dev/null &
 reader=$!
 started_pids+=("$reader")
 wait_until 30 log_has 'end=send timeout' || fail "a stalled reader was not dropped"
 wait "$reader" 2>/dev/null
-printf 'GET /mid.bin HTTP/1.1\r\nHost: h\r\n\r\n' | raw --rcvbuf 4096 --hold 4 --timeout 5 >/dev/null &
+printf 'GET /mid.bin HTTP/1.1\r\nHost: h\r\n\r\n' | raw --rcvbuf 4096 --hold 8 --timeout 5 >/dev/null &
 reader=$!
 started_pids+=("$reader")
 wait_until 30 eval '[ "$(log_count "end=send timeout")" -ge 2 ]' || fail "a stalled reader of a spliced body was not dropped"

@@ -29,7 +29,7 @@ routes:
 CONF
 start_daemon "$tmp/conf.yaml"
 
-stalled() { timeout 20 python3 "$(dirname "$0")/stalled_read.py" "$1" "$www/8m.bin" http; }
+stalled() { timeout 90 python3 "$(dirname "$0")/stalled_read.py" "$1" "$www/8m.bin" http; }
 
 for route in auto:$p_auto spliced:$p_splice rw:$p_rw; do
 	q=$(stalled "${route#*:}") || fail "${route%%:*}: $q"

@@ -25,7 +25,7 @@ routes:
 CONF
 start_daemon "$tmp/conf.yaml"
 
-stalled() { timeout 20 python3 "$(dirname "$0")/stalled_read.py" "$1" "$tmp/8m"; }
+stalled() { timeout 90 python3 "$(dirname "$0")/stalled_read.py" "$1" "$tmp/8m"; }
 
 q=$(stalled "$p_on") || fail "default: $q"
 echo "default: send queue $q bytes (notsent_lowat 32 KiB)"

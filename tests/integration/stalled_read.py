@@ -41,7 +41,7 @@ def main():
         last = q
         if same >= 6 and q > 0:  # unchanged for 300 ms
             break
-    print(last)
+    print(last, flush=True)  # seen even if a time limit ends the read below
     chunks = []
     while True:
         chunk = s.recv(1 << 20)

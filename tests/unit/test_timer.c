@@ -294,7 +294,9 @@ START_TEST(test_level1_on_time)
 	for (long i = 0; i < 25; i++)
 		late[i] = atomic_load(&timers[i].fired_at) - timers[i].deadline;
 	qsort(late, 25, sizeof(late[0]), cmp_u64);
-	ck_assert_uint_lt(late[12], 10 * MS);
+	/* half a slot: a wrong bound is 64 ms late or more; 32 ms leaves a loaded machine's
+	 * (or ThreadSanitizer's) stalls room: 10.6 ms was seen under TSan at load 27 */
+	ck_assert_uint_lt(late[12], 32 * MS);
 	stop_engine(eng);
 }
 END_TEST
