@@ -181,13 +181,14 @@ static int bind_socket(const struct sp_conf_listener *c, struct sp_listener *l, 
 	return 0;
 }
 
+/* n_fds stays: shards read it without a hold (accepts_here); the fds only with one. */
 static void close_fds(struct sp_listener *l)
 {
-	if (l->owned)
-		for (unsigned i = 0; i < l->n_fds; i++)
-			if (l->fds[i] >= 0)
-				close(l->fds[i]);
-	l->n_fds = 0;
+	for (unsigned i = 0; i < l->n_fds; i++) {
+		if (l->owned && l->fds[i] >= 0)
+			close(l->fds[i]);
+		l->fds[i] = -1;
+	}
 }
 
 static void listener_free(struct sp_listener *l)
