@@ -202,8 +202,8 @@ static void on_adopt(struct sp_msg *m)
 	for (size_t i = 0; old && i < old->n_listeners; i++) {
 		struct sp_listener *l = old->listeners[i].sock;
 		if (atomic_load(&l->closing)) {
+			sp_acceptor_stop(l); /* serves what waits in its queue: cur still set */
 			atomic_store_explicit(&l->cur[me], NULL, memory_order_relaxed);
-			sp_acceptor_stop(l);
 		}
 	}
 	ctx->gen = gen;
@@ -238,8 +238,8 @@ static void on_stop_accepting(struct sp_msg *m)
 	unsigned me = sp_shard_index(sp_shard_current());
 	for (size_t i = 0; ctx->gen && i < ctx->gen->n_listeners; i++) {
 		struct sp_listener *l = ctx->gen->listeners[i].sock;
-		atomic_store_explicit(&l->cur[me], NULL, memory_order_relaxed);
 		sp_acceptor_stop(l);
+		atomic_store_explicit(&l->cur[me], NULL, memory_order_relaxed);
 	}
 }
 

@@ -181,12 +181,14 @@ static int bind_socket(const struct sp_conf_listener *c, struct sp_listener *l, 
 	return 0;
 }
 
+/* n_fds stays: shards read it without a hold (accepts_here); the fds only with one. */
 static void close_fds(struct sp_listener *l)
 {
-	if (l->owned)
-		for (unsigned i = 0; i < l->n_fds; i++)
+	for (unsigned i = 0; i < l->n_fds; i++) {
+		if (l->owned && l->fds[i] >= 0)
 			close(l->fds[i]);
-	l->n_fds = 0;
+		l->fds[i] = -1;
+	}
 }
 
 static void listener_free(struct sp_listener *l)
@@ -400,6 +402,50 @@ static void arm_poll(struct sp_listener *l, struct sp_acceptor *a)
 }
 
 /*
+ * The listener is retired: take the clients waiting in this shard's queue now, served
+ * by the generation they came under (l->cur[] is cleared after us), as far as slots
+ * allow, rather than let the close reset them; then close this shard's member of a
+ * group, so that the kernel sends later clients to the members still open. Bounded
+ * by the backlog.
+ */
+static void final_drain(struct sp_listener *l)
+{
+	if (!l->owned || !accepts_here(l) || !hold_get(l))
+		return; /* systemd's socket keeps its queue for our successor */
+	unsigned i = l->n_fds > 1 ? me() : 0;
+	for (unsigned n = 0; n < 65536 && ops->acquire(l); n++) {
+		struct sockaddr_storage peer;
+		socklen_t peerlen = sizeof(peer);
+		int fd = accept4(l->fds[i], (struct sockaddr *)&peer, &peerlen, SOCK_CLOEXEC);
+		if (fd < 0) {
+			int e = errno;
+			ops->release(l);
+			if (e == EINTR || e == ECONNABORTED || e == EPROTO)
+				continue;
+			break;
+		}
+		bump(&l->acc[me()].accepted);
+		ops->accept(l, fd, &peer, peerlen);
+	}
+	if (l->n_fds > 1 && l->owned) {
+		close(l->fds[i]); /* only this shard uses it; the hold keeps close_fds away */
+		l->fds[i] = -1;
+	}
+	hold_put(l);
+}
+
+/* Accept no more here: let go; a retired listener's queue is served first (whatever
+ * comes first on this shard: its stop, or a completion or wake that finds it closing). */
+static void wind_down(struct sp_listener *l, struct sp_acceptor *a)
+{
+	if (!a->stopped && atomic_load(&l->closing) &&
+	    !sp_engine_stopping(sp_shard_engine(sp_shard_current())))
+		final_drain(l);
+	a->stopped = true;
+	disengage(l);
+}
+
+/*
  * Engaged and told a connection may wait: take as many as there are slots (up to a
  * batch), then poll again; out of slots, wait for sp_acceptor_resume; on an error that
  * more tries would repeat (out of descriptors or memory), retry in 100 ms. The clients
@@ -407,11 +453,11 @@ static void arm_poll(struct sp_listener *l, struct sp_acceptor *a)
  */
 static void drain(struct sp_listener *l, struct sp_acceptor *a)
 {
-	int lfd = l->fds[l->n_fds > 1 ? me() : 0];
 	if (!may_run(l, a)) {
-		disengage(l);
+		wind_down(l, a);
 		return;
 	}
+	int lfd = l->fds[l->n_fds > 1 ? me() : 0];
 	for (unsigned n = 0; n < ACCEPT_BATCH; n++) {
 		if (!ops->acquire(l)) {
 			a->waiting = true;
@@ -447,7 +493,7 @@ static void on_poll(struct sp_op *op, int res, uint32_t flags)
 	struct sp_listener *l = a->l;
 	a->armed = false;
 	if (!may_run(l, a)) {
-		disengage(l);
+		wind_down(l, a);
 	} else if (res == -ECANCELED) {
 		arm_poll(l, a); /* a stop that a start undid before the cancel came back */
 	} else if (res < 0) {
@@ -490,6 +536,9 @@ void sp_acceptor_start(struct sp_listener *l)
 void sp_acceptor_stop(struct sp_listener *l)
 {
 	struct sp_acceptor *a = &l->acc[me()];
+	if (!a->stopped && atomic_load(&l->closing) &&
+	    !sp_engine_stopping(sp_shard_engine(sp_shard_current())))
+		final_drain(l);
 	a->stopped = true;
 	if (a->armed)
 		sp_op_cancel(&a->op); /* on_poll lets go */

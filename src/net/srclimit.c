@@ -16,19 +16,24 @@
 #define COUNT_MASK 0xffffull
 #define TRIES 8 /* CAS races before giving up (and not counting) */
 
-static _Atomic uint64_t *table;
-static uint64_t seed[2];
+/* Set once on the main thread; shards that see a cap may not see the table yet without
+ * the acquire/release pair (the cap is published apart from it). */
+static _Atomic uint64_t *_Atomic table;
+static uint64_t seed[2]; /* written before the release store of table */
 
 int sp_srclimit_init(void)
 {
-	if (table)
+	if (atomic_load_explicit(&table, memory_order_acquire))
 		return 0;
 	if (getrandom(seed, sizeof(seed), 0) != sizeof(seed)) {
 		seed[0] = (uint64_t)(uintptr_t)&seed ^ 0x9e3779b97f4a7c15ull;
 		seed[1] = (uint64_t)(uintptr_t)&table * 0xbf58476d1ce4e5b9ull;
 	}
-	table = calloc(BUCKETS, sizeof(*table));
-	return table ? 0 : -ENOMEM;
+	_Atomic uint64_t *t = calloc(BUCKETS, sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	atomic_store_explicit(&table, t, memory_order_release);
+	return 0;
 }
 
 static uint64_t mix(uint64_t h)
@@ -66,7 +71,8 @@ int sp_srclimit_take(unsigned serial, const struct sockaddr *sa, unsigned cap, u
 	} else {
 		return 0; /* unix: no address to count */
 	}
-	if (!table)
+	_Atomic uint64_t *tab = atomic_load_explicit(&table, memory_order_acquire);
+	if (!tab)
 		return 0;
 	uint64_t h = key_of(serial, p, len);
 	uint64_t tag = h & ~COUNT_MASK;
@@ -75,7 +81,7 @@ int sp_srclimit_take(unsigned serial, const struct sockaddr *sa, unsigned cap, u
 	uint32_t idx[2] = { (uint32_t)(h & (BUCKETS - 1)),
 			    (uint32_t)((h >> BUCKETS_LOG2) & (BUCKETS - 1)) };
 	for (int t = 0; t < TRIES; t++) {
-		uint64_t w[2] = { atomic_load(&table[idx[0]]), atomic_load(&table[idx[1]]) };
+		uint64_t w[2] = { atomic_load(&tab[idx[0]]), atomic_load(&tab[idx[1]]) };
 		int i, found = -1, free_at = -1;
 		/* this address's bucket first (the count must not split over two), then a free one */
 		for (i = 0; i < 2; i++) {
@@ -87,12 +93,12 @@ int sp_srclimit_take(unsigned serial, const struct sockaddr *sa, unsigned cap, u
 		if (found >= 0) {
 			if ((w[found] & COUNT_MASK) >= cap)
 				return -EUSERS;
-			if (atomic_compare_exchange_weak(&table[idx[found]], &w[found], w[found] + 1)) {
+			if (atomic_compare_exchange_weak(&tab[idx[found]], &w[found], w[found] + 1)) {
 				*slot = idx[found] + 1;
 				return 0;
 			}
 		} else if (free_at >= 0) {
-			if (atomic_compare_exchange_weak(&table[idx[free_at]], &w[free_at], tag | 1)) {
+			if (atomic_compare_exchange_weak(&tab[idx[free_at]], &w[free_at], tag | 1)) {
 				*slot = idx[free_at] + 1;
 				return 0;
 			}
@@ -105,6 +111,6 @@ int sp_srclimit_take(unsigned serial, const struct sockaddr *sa, unsigned cap, u
 
 void sp_srclimit_put(uint32_t slot)
 {
-	if (slot)
-		atomic_fetch_sub(&table[slot - 1], 1); /* count >= 1: no borrow into the tag */
+	if (slot) /* a slot came from a take that saw the table; count >= 1: no borrow */
+		atomic_fetch_sub(&atomic_load_explicit(&table, memory_order_relaxed)[slot - 1], 1);
 }
