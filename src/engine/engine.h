@@ -216,7 +216,8 @@ struct sp_task {
 	 * completions queued for it ran. May be NULL. */
 	void (*run)(struct sp_task *t);
 	/* Called once, on a shard, after sp_task_close when no op or timer of the task is in
-	 * flight any more: release the task's memory here. May be NULL. */
+	 * flight any more and every cancel it asked was acknowledged: release the task's
+	 * memory here (its ops' with it). May be NULL. */
 	void (*release)(struct sp_task *t);
 	/* engine-private */
 	_Atomic uint32_t state;
