@@ -72,6 +72,7 @@ struct files_cache {
 	/* read by the stats from any thread: written by the owner, fds and superseded also
 	 * by the last session that lets a superseded entry go */
 	_Atomic uint32_t indexed, fds, superseded;
+	struct sp_shard *_Atomic owner; /* the shard that inserts (NULL: none seen yet) */
 };
 
 static uint32_t hash_path(const char *p, size_t n)
@@ -182,6 +183,8 @@ static bool only_table_holds(struct files_entry *e)
 
 void files_cache_drop(struct files_cache *c, struct files_entry *e)
 {
+	if (!e->indexed)
+		return; /* superseded already */
 	if (only_table_holds(e)) {
 		clear(c, e);
 		return;
@@ -273,6 +276,7 @@ struct files_entry *files_cache_insert(struct files_cache *c, const char *path, 
 	bool stale;
 	if (!c->n || n >= PATH_INLINE)
 		return NULL;
+	atomic_store_explicit(&c->owner, sp_shard_current(), memory_order_relaxed);
 	struct files_entry *old = files_cache_find(c, path, now_ns, 0, &stale);
 	if (old && same_meta(files_entry_meta(old), meta)) {
 		/* misses of one path that raced each other: the first entry serves them all */
@@ -341,6 +345,11 @@ void files_entry_validated(struct files_entry *e, uint64_t now_ns)
 void files_entry_mark_stale(struct files_entry *e)
 {
 	atomic_store_explicit(&e->stale, true, memory_order_relaxed);
+	/* on the entry's own shard (most often), out of the index at once: the caller's put
+	 * is then the last one and closes the file, which may be deleted */
+	struct sp_shard *here = sp_shard_current();
+	if (here && here == atomic_load_explicit(&e->cache->owner, memory_order_relaxed))
+		files_cache_drop(e->cache, e);
 }
 
 void files_entry_get(struct files_entry *e)
