@@ -127,8 +127,10 @@ void exec_maybe_finish(struct exec_session *e)
 	if (e->closed || e->stopping || !e->exited || !e->group_gone)
 		return;
 	if (!e->err_done || !e->down.done) { /* they end with the group: give them a moment */
-		if (!sp_timer_armed(&e->linger))
+		if (!sp_timer_armed(&e->linger)) {
+			e->linger_out = e->s.bytes_out;
 			sp_timer_after(&e->linger, EXEC_LINGER_MS * 1000000ull);
+		}
 		return;
 	}
 	const char *reason = NULL;

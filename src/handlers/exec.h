@@ -136,7 +136,8 @@ struct exec_session {
 	siginfo_t si;
 	struct sp_op exit_op;    /* IORING_OP_WAITID, or POLL_ADD on the pidfd */
 	struct sp_timer timer;   /* timeout, then kill_grace */
-	struct sp_timer linger;  /* after the exit, for the last stderr bytes */
+	struct sp_timer linger;  /* after the exit, for the last stderr and stdout bytes */
+	uint64_t linger_out;     /* bytes_out when it was armed: is stdout still moving? */
 	struct sp_timer retire_tick; /* looks whether a reload removed the route */
 	bool retired;            /* it did: the child got SIGTERM, then SIGKILL */
 	struct sp_job reap_job;  /* engine stop: wait out kill_grace on a helper thread */

@@ -352,9 +352,12 @@ static void on_linger(struct sp_op *op, int res, uint32_t flags)
 	}
 	e->err_done = true;
 	if (!e->down.done) {
+		/* still moving: a send in flight, bytes in the pipe, or bytes sent since the
+		 * last look (a read that just completed may not have been handled yet) */
 		int queued = 0;
-		if (sp_op_busy(&e->down.wr) ||
+		if (sp_op_busy(&e->down.wr) || e->s.bytes_out != e->linger_out ||
 		    (e->out_fd >= 0 && ioctl(e->out_fd, FIONREAD, &queued) == 0 && queued > 0)) {
+			e->linger_out = e->s.bytes_out;
 			sp_timer_after(&e->linger, EXEC_LINGER_MS * 1000000ull);
 			return;
 		}

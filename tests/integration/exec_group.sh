@@ -5,15 +5,18 @@
 # SIGKILL after kill_grace and holds its max_instances slot until then; a client that
 # leaves (a reset) takes the running child and its grandchild with it; a daemon stopped
 # with SIGTERM while such groups are being ended exits in kill_grace, not after the
-# drain, and leaves no process behind.
+# drain, and leaves no process behind. A grandchild that leaves the group (setsid) is
+# not ended, but cannot hold the session open.
 . "$(dirname "$0")/lib.sh"
 
 p_bg=$(free_port) p_bgp=$(free_port) p_det=$(free_port) p_hold=$(free_port)
-p_holdp=$(free_port) p_stub=$(free_port) p_stubp=$(free_port)
+p_holdp=$(free_port) p_stub=$(free_port) p_stubp=$(free_port) p_esc=$(free_port)
+p_escp=$(free_port)
 leave='echo $$; sleep 45 & echo $!; exit 0'
 detach='echo $$; trap "" TERM; (exec sleep 45) </dev/null >/dev/null 2>&1 & echo $!; exit 0'
 stay='echo $$; sleep 45 & echo $!; wait'
 stub='echo $$; trap "" TERM; sleep 45 & echo $!; exit 0'
+escape='echo $$; setsid sleep 45 & echo $!; sleep 1; exit 0'
 cat >"$tmp/conf.yaml" <<CONF
 version: 1
 control: {socket: "$tmp/control.sock"}
@@ -27,6 +30,8 @@ listeners:
   - {name: holdp, bind: "127.0.0.1:$p_holdp", route: holdp}
   - {name: stub, bind: "127.0.0.1:$p_stub", route: stub}
   - {name: stubp, bind: "127.0.0.1:$p_stubp", route: stubp}
+  - {name: esc, bind: "127.0.0.1:$p_esc", route: esc}
+  - {name: escp, bind: "127.0.0.1:$p_escp", route: escp}
 routes:
   - {name: bg, pipeline: [{exec: {command: [/bin/sh, -c, '$leave'], kill_grace: 3s}}]}
   - {name: bgp, pipeline: [{exec: {command: [/bin/sh, -c, '$leave'], kill_grace: 3s, stdio: pipe}}]}
@@ -36,6 +41,8 @@ routes:
   - {name: holdp, pipeline: [{exec: {command: [/bin/sh, -c, '$stay'], kill_grace: 3s, stdio: pipe}}]}
   - {name: stub, pipeline: [{exec: {command: [/bin/sh, -c, '$stub'], kill_grace: 4s}}]}
   - {name: stubp, pipeline: [{exec: {command: [/bin/sh, -c, '$stub'], kill_grace: 4s, stdio: pipe}}]}
+  - {name: esc, pipeline: [{exec: {command: [/bin/sh, -c, '$escape'], kill_grace: 3s}}]}
+  - {name: escp, pipeline: [{exec: {command: [/bin/sh, -c, '$escape'], kill_grace: 3s, stdio: pipe}}]}
 CONF
 start_daemon "$tmp/conf.yaml"
 
@@ -96,7 +103,7 @@ timeout 10 socat -u TCP4:127.0.0.1:$p_det - >"$tmp/det2" || fail "det: the slot 
 # 3. the client leaves (a reset) while the child runs: child and grandchild get SIGTERM
 for r in hold:$p_hold holdp:$p_holdp; do
 	name=${r%%:*}
-	timeout 10 python3 - "${r#*:}" "$tmp/$name" <<'PY' || fail "$name: the client failed"
+	timeout 30 python3 - "${r#*:}" "$tmp/$name" <<'PY' || fail "$name: the client failed (rc $?)"
 import socket, struct, sys
 s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
 got = b""
@@ -116,7 +123,18 @@ PY
 		fail "$name: no access line for the client gone"
 done
 
-# 4. SIGTERM while two groups are being ended (grandchildren that ignore SIGTERM, one of
+# 4. a grandchild that left the group (setsid) escapes the signals, but holding the
+# connection or the child's stdout it does not hold the session open
+for r in esc:$p_esc escp:$p_escp; do
+	name=${r%%:*}
+	read_to_end "${r#*:}" "$name"
+	[ "$ms" -lt 2500 ] || fail "$name: a process out of the group held the session $ms ms"
+	escaped=$(sed -n 2p "$tmp/$name")
+	alive "$escaped" || fail "$name: the escaped process did not run"
+	kill "$escaped" # ours to end: the daemon cannot tell it from any other process
+done
+
+# 5. SIGTERM while two groups are being ended (grandchildren that ignore SIGTERM, one of
 # them holding the child's stdout pipe): the daemon exits after kill_grace (4 s), not
 # after the drain (30 s), and nothing is left
 kids=
