@@ -106,7 +106,7 @@ static json_t *routes_json(struct sp_daemon *d)
 		json_t *stages = json_array();
 		for (size_t k = 0; k < r->n_stages; k++)
 			json_array_append_new(stages, json_string(sp_stage_name(r->stages[k].conf->kind)));
-		json_array_append_new(arr, json_pack(
+		json_t *o = json_pack(
 			"{s:s, s:s, s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:o, s:o, s:o}",
 			"name", r->conf->name, "placement", placement_name(r->conf->placement),
 			"pipeline", stages, "sessions", (json_int_t)f.sessions,
@@ -114,7 +114,14 @@ static json_t *routes_json(struct sp_daemon *d)
 			"errors", (json_int_t)f.errors, "bytes_in", (json_int_t)f.bytes_in,
 			"bytes_out", (json_int_t)f.bytes_out, "p50_us", percentile(&lat, lat.p50_us),
 			"p90_us", percentile(&lat, lat.p90_us), "p99_us", percentile(&lat, lat.p99_us),
-			"p999_us", percentile(&lat, lat.p999_us)));
+			"p999_us", percentile(&lat, lat.p999_us));
+		struct sp_file_cache_figures fc;
+		if (sp_figures_file_cache(r, d->gen->nshards, &fc))
+			json_object_set_new(o, "file_cache", json_pack(
+				"{s:I, s:I, s:I, s:I}", "capacity", (json_int_t)fc.capacity,
+				"entries", (json_int_t)fc.entries, "fds", (json_int_t)fc.fds,
+				"superseded", (json_int_t)fc.superseded));
+		json_array_append_new(arr, o);
 	}
 	return arr;
 }

@@ -95,9 +95,12 @@ static void log_fields(struct exec_session *e)
 		at += (size_t)snprintf(p + at, n - at, "%squeued_ms=%.3f", at ? " " : "",
 				       (double)((e->spawned_ns ? e->spawned_ns : sp_now_ns()) -
 						e->q_since_ns) / 1e6);
-	if (at < n && e->kill_stage) /* we signalled it: timeout or stop */
+	if (at < n && e->kill_stage) /* we signalled it: timeout, stop, client gone */
 		at += (size_t)snprintf(p + at, n - at, "%skilled=%s", at ? " " : "",
 				       e->kill_stage == 2 ? "KILL" : "TERM");
+	if (at < n && e->group_stage) /* it left processes in its group: we ended them */
+		at += (size_t)snprintf(p + at, n - at, "%sleft=%s", at ? " " : "",
+				       e->group_stage == 2 ? "KILL" : "TERM");
 	if (at < n && e->spawn_step)
 		snprintf(p + at, n - at, "%sspawn_error=%s:%s", at ? " " : "", e->spawn_step,
 			 strerrorname_np(e->spawn_err) ? strerrorname_np(e->spawn_err) : "?");
@@ -109,8 +112,11 @@ void exec_finish(struct exec_session *e, const char *reason)
 		return;
 	e->closed = true;
 	exec_stderr_flush(e);
-	if (e->r->conf->stdio == SP_EXEC_SOCKET && e->pid > 0)
+	if (e->r->conf->stdio == SP_EXEC_SOCKET && e->pid > 0) {
 		socket_bytes(e);
+		/* a process that escaped the group may hold the connection: it ends anyway */
+		shutdown(e->s.fd, SHUT_RDWR);
+	}
 	log_fields(e);
 	exec_close_idle_fds(e);
 	sp_session_close(&e->s, reason);
@@ -118,11 +124,13 @@ void exec_finish(struct exec_session *e, const char *reason)
 
 void exec_maybe_finish(struct exec_session *e)
 {
-	if (e->closed || e->stopping || !e->exited || !e->down.done)
+	if (e->closed || e->stopping || !e->exited || !e->group_gone)
 		return;
-	if (!e->err_done) { /* stderr normally ends with the child: give it a moment */
-		if (!sp_timer_armed(&e->linger))
+	if (!e->err_done || !e->down.done) { /* they end with the group: give them a moment */
+		if (!sp_timer_armed(&e->linger)) {
+			e->linger_out = e->s.bytes_out;
 			sp_timer_after(&e->linger, EXEC_LINGER_MS * 1000000ull);
+		}
 		return;
 	}
 	const char *reason = NULL;
@@ -132,6 +140,8 @@ void exec_maybe_finish(struct exec_session *e)
 		reason = "route removed";
 	else if (e->timed_out)
 		reason = "timeout";
+	else if (e->client_gone)
+		reason = "client gone";
 	exec_finish(e, reason);
 }
 

@@ -10,8 +10,12 @@
  *   exec_life.c   the child's exit seen through its pidfd, timeout, stop
  *   exec_relay.c  `stdio: pipe` relay and the child's stderr, line by line, to the log
  *
- * A session owns its child: the session ends only once the child is reaped (no zombie),
- * and a child is counted against max_instances from spawn until its exit is seen.
+ * A session owns its child and the child's process group (the child leads a new session
+ * and group): the session ends only once the child is reaped (no zombie) and nothing is
+ * left in its group, and a child is counted against max_instances from spawn until then.
+ * What the child leaves behind when it exits, or everything when its client goes, gets
+ * SIGTERM, then SIGKILL after kill_grace. A process that leaves the group (setsid,
+ * setpgid) escapes this: it is no longer told from anybody else's.
  */
 #ifndef SP_HANDLERS_EXEC_H
 #define SP_HANDLERS_EXEC_H
@@ -28,6 +32,9 @@
 #define EXEC_ERR_MAX_LINES 256 /* stderr lines logged per child; the rest are counted */
 #define EXEC_LINGER_MS 200     /* after the exit: wait this long for stderr's end */
 #define EXEC_RETIRE_CHECK_MS 250 /* how often a child looks whether its route is gone */
+#define EXEC_GROUP_POLL_MS 20  /* after the exit: how often we look whether its group is empty */
+#define EXEC_GROUP_SCAN_MS 100 /* ... and, at most this often, for zombies only (/proc) */
+#define EXEC_UNKILLABLE_MS 5000 /* after SIGKILL to the group: give up waiting then */
 
 struct exec_session;
 
@@ -129,11 +136,21 @@ struct exec_session {
 	siginfo_t si;
 	struct sp_op exit_op;    /* IORING_OP_WAITID, or POLL_ADD on the pidfd */
 	struct sp_timer timer;   /* timeout, then kill_grace */
-	struct sp_timer linger;  /* after the exit, for the last stderr bytes */
+	struct sp_timer linger;  /* after the exit, for the last stderr and stdout bytes */
+	uint64_t linger_out;     /* bytes_out when it was armed: is stdout still moving? */
 	struct sp_timer retire_tick; /* looks whether a reload removed the route */
 	bool retired;            /* it did: the child got SIGTERM, then SIGKILL */
 	struct sp_job reap_job;  /* engine stop: wait out kill_grace on a helper thread */
 	uint64_t stop_deadline_ns;
+
+	/* what the child left in its process group, after its exit (exec_life.c) */
+	bool group_gone;         /* reaped, and its group empty (or given up on) */
+	bool client_gone;        /* the client reset the connection or closed it both ways */
+	uint8_t group_stage;     /* what was left got 1: SIGTERM, 2: SIGKILL */
+	uint64_t group_deadline_ns, group_scan_ns; /* next stage; next /proc scan */
+	struct sp_timer group_tick;
+	struct sp_job scan_job;  /* zombies only left in the group? (/proc, helper thread) */
+	struct sp_op hup_op;     /* stdio: socket: the connection reset or closed both ways */
 
 	/* stderr, to the log line by line */
 	int err_fd;
@@ -169,6 +186,8 @@ rlim_t exec_initial_nofile(void);
 /* exec_life.c */
 void exec_life_start(struct exec_session *e); /* exit watch, timeout */
 void exec_stop(struct exec_session *e);      /* engine stop: SIGTERM, wait, SIGKILL */
+/* The client is gone (reset, or closed both ways): the group gets SIGTERM, then SIGKILL. */
+void exec_client_gone(struct exec_session *e);
 /* "exit=0" / "signal=KILL" into buf. */
 const char *exec_status_str(const struct exec_session *e, char *buf, size_t n);
 

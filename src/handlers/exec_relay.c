@@ -156,6 +156,8 @@ static void on_up_rd(struct sp_op *op, int res, uint32_t flags)
 	if (settled(e, res))
 		return;
 	if (res <= 0) {
+		if (res < 0 && res != -ECANCELED) /* a reset: gone, not just done sending */
+			exec_client_gone(e);
 		up_end(e);
 		return;
 	}
@@ -227,6 +229,7 @@ static void on_down_wr(struct sp_op *op, int res, uint32_t flags)
 	if (res <= 0) { /* the client is gone: the child's next write gets EPIPE */
 		e->down.done = true;
 		close_fd(&e->out_fd);
+		exec_client_gone(e); /* and its group SIGTERM, for one that does not write */
 		exec_maybe_finish(e);
 		return;
 	}

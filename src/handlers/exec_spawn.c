@@ -172,7 +172,13 @@ static char **conn_env(struct exec_session *e)
 	char addr[INET6_ADDRSTRLEN];
 	unsigned port;
 	const struct sockaddr_storage *ends[2] = { &e->s.peer, NULL };
-	if (getsockname(e->s.fd, (struct sockaddr *)&local, &len) == 0)
+	/* a PROXY header gave the client (s.peer) and the address it connected to: LOCAL_*
+	 * is that destination, as REMOTE_* is its source, not the proxy's connection to us */
+	socklen_t dstlen;
+	const struct sockaddr *dst = sp_session_pp_dst(&e->s, &dstlen);
+	if (dst)
+		ends[1] = (const struct sockaddr_storage *)dst;
+	else if (getsockname(e->s.fd, (struct sockaddr *)&local, &len) == 0)
 		ends[1] = &local;
 	for (int i = 0; i < 2; i++) {
 		if (!ends[i])

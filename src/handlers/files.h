@@ -23,6 +23,7 @@
 #include "http/http.h"
 #include "http/mime.h"
 #include "pipeline/pipeline.h"
+#include "stats/figures.h"
 
 #define FILES_CONTENT_MAX (64 * 1024) /* bodies up to this are sent with the head, cached */
 #define FILES_CHUNK (256 * 1024)      /* read+send buffer for larger bodies */
@@ -62,11 +63,15 @@ void files_cache_destroy(struct files_cache *c); /* every reference must be gone
 struct files_entry *files_cache_find(struct files_cache *c, const char *path, uint64_t now_ns,
 				     uint64_t valid_ns, bool *stale);
 /* Add path -> fd (the cache takes fd) with meta; returns the entry, or NULL when every
- * slot is in use (the caller keeps fd). Replaces an older entry for path. */
+ * slot is in use (the caller keeps fd). Replaces an older entry for path, or, when that
+ * one is the same file (a race of misses), closes fd and returns it. */
 struct files_entry *files_cache_insert(struct files_cache *c, const char *path, int fd,
 				       const struct files_meta *meta, uint64_t now_ns);
-/* Forget path's entry (changed on disk). */
+/* Forget path's entry (changed on disk); sessions that hold it keep it until they let
+ * go, and the last one closes it. */
 void files_cache_drop(struct files_cache *c, struct files_entry *e);
+/* Add c's figures to f (any thread; relaxed reads). */
+void files_cache_figures(const struct files_cache *c, struct sp_file_cache_figures *f);
 /* Keep a copy of the first len bytes as the entry's content, if the budget allows. */
 void files_cache_set_content(struct files_cache *c, struct files_entry *e, const char *data,
 			     size_t len);

@@ -11,6 +11,15 @@
  * load sees refs == 1, so a session's last read of the content happens before the free.
  * `checked` and `stale` are the two fields other shards may write (relaxed atomics).
  *
+ * An entry superseded while sessions hold it (the file changed, or another miss of the
+ * same path inserted a newer one) leaves the index at once and gives up the table's
+ * reference: refs then carries SUPERSEDED, and whoever takes refs to SUPERSEDED + 0, the
+ * last session or the owner, closes its fd, unmaps and frees it, then stores 0 (release):
+ * a replaced or deleted file is let go when its last response ends, not when the clock
+ * comes round. Misses of one path that race each other keep the first entry when it is
+ * the same file (the later ones close their fd). So the fds a cache holds are at most its
+ * slots, max_entries, whatever the load; `files_cache_figures` counts them.
+ *
  * Where cachestat(2) cannot be called, an entry of FILES_SENDFILE_MIN bytes or more
  * also holds a read-only mapping of the file, never touched: mincore(2) on it tells
  * which pages are in the page cache (for files the daemon's user owns or may write;
@@ -31,11 +40,13 @@
 #define PATH_INLINE 240 /* longer paths are not cached */
 #define MAPS_MAX 8192
 #define MAP_FILE_MAX (1ull << 30)
+#define SUPERSEDED (1u << 31) /* in refs: out of the table; the last holder frees it */
 
 static _Atomic unsigned maps; /* mappings held, all shards */
 
 struct files_entry {
-	_Atomic uint32_t refs;  /* 0: free slot */
+	_Atomic uint32_t refs;  /* 0: free slot; SUPERSEDED + sessions holding it */
+	struct files_cache *cache;
 	_Atomic bool stale;
 	bool indexed;
 	bool used;              /* clock bit */
@@ -58,6 +69,10 @@ struct files_cache {
 	uint32_t *buckets;
 	uint32_t mask;
 	size_t content_bytes, content_budget;
+	/* read by the stats from any thread: written by the owner, fds and superseded also
+	 * by the last session that lets a superseded entry go */
+	_Atomic uint32_t indexed, fds, superseded;
+	struct sp_shard *_Atomic owner; /* the shard that inserts (NULL: none seen yet) */
 };
 
 static uint32_t hash_path(const char *p, size_t n)
@@ -88,8 +103,10 @@ struct files_cache *files_cache_create(unsigned max_entries)
 	}
 	for (uint32_t i = 0; i < nb; i++)
 		c->buckets[i] = NIL;
-	for (uint32_t i = 0; i < max_entries; i++)
+	for (uint32_t i = 0; i < max_entries; i++) {
 		c->slots[i].fd = -1;
+		c->slots[i].cache = c;
+	}
 	/* at most a quarter of the slots can hold content of the largest size */
 	c->content_budget = (size_t)(max_entries / 4 + 1) * FILES_CONTENT_MAX;
 	return c;
@@ -105,34 +122,53 @@ static void unindex(struct files_cache *c, struct files_entry *e)
 		link = &c->slots[*link].next;
 	*link = e->next;
 	e->indexed = false;
+	atomic_fetch_sub_explicit(&c->indexed, 1, memory_order_relaxed);
 }
 
-/* Empty a slot nobody but the table holds. */
-static void clear(struct files_cache *c, struct files_entry *e)
+/* The fd, the mapping and the content of an entry nobody else holds (owner, or the last
+ * session of a superseded entry: all of it is safe from any thread). */
+static void let_go(struct files_entry *e)
 {
-	unindex(c, e);
-	if (e->fd >= 0)
+	if (e->fd >= 0) {
 		close(e->fd);
+		atomic_fetch_sub_explicit(&e->cache->fds, 1, memory_order_relaxed);
+	}
 	e->fd = -1;
 	if (e->map) {
 		munmap(e->map, e->map_len);
 		atomic_fetch_sub_explicit(&maps, 1, memory_order_relaxed);
 	}
 	e->map = NULL;
-	const char *content = atomic_load_explicit(&e->content, memory_order_relaxed);
-	if (content) {
+	free((void *)atomic_load_explicit(&e->content, memory_order_relaxed));
+	atomic_store_explicit(&e->content, NULL, memory_order_relaxed);
+	e->content_len = 0;
+}
+
+/* Empty a slot nobody but the table holds. */
+static void clear(struct files_cache *c, struct files_entry *e)
+{
+	unindex(c, e);
+	if (atomic_load_explicit(&e->content, memory_order_relaxed))
 		c->content_bytes -= e->content_len;
-		free((void *)content);
-		atomic_store_explicit(&e->content, NULL, memory_order_relaxed);
-	}
+	let_go(e);
 	atomic_store_explicit(&e->refs, 0, memory_order_relaxed);
+}
+
+/* The last holder of a superseded entry: free it, then the slot (release: the owner's
+ * reuse, after its acquire load of 0, comes after all of this). */
+static void superseded_done(struct files_entry *e)
+{
+	struct files_cache *c = e->cache;
+	let_go(e);
+	atomic_fetch_sub_explicit(&c->superseded, 1, memory_order_relaxed);
+	atomic_store_explicit(&e->refs, 0, memory_order_release);
 }
 
 void files_cache_destroy(struct files_cache *c)
 {
 	if (!c)
 		return;
-	for (uint32_t i = 0; i < c->n; i++)
+	for (uint32_t i = 0; i < c->n; i++) /* superseded ones went with their sessions */
 		if (atomic_load_explicit(&c->slots[i].refs, memory_order_acquire))
 			clear(c, &c->slots[i]);
 	free(c->slots);
@@ -147,10 +183,21 @@ static bool only_table_holds(struct files_entry *e)
 
 void files_cache_drop(struct files_cache *c, struct files_entry *e)
 {
-	unindex(c, e);
-	if (only_table_holds(e))
+	if (!e->indexed)
+		return; /* superseded already */
+	if (only_table_holds(e)) {
 		clear(c, e);
-	/* else the clock reclaims it once the sessions holding it let go */
+		return;
+	}
+	/* sessions hold it: out of the index, its content out of the budget, and the
+	 * table's reference turned into the SUPERSEDED mark */
+	unindex(c, e);
+	if (atomic_load_explicit(&e->content, memory_order_relaxed))
+		c->content_bytes -= e->content_len;
+	atomic_fetch_add_explicit(&c->superseded, 1, memory_order_relaxed);
+	uint32_t was = atomic_fetch_add_explicit(&e->refs, SUPERSEDED - 1, memory_order_acq_rel);
+	if (was == 1) /* the last session let go in the meantime */
+		superseded_done(e);
 }
 
 struct files_entry *files_cache_find(struct files_cache *c, const char *path, uint64_t now_ns,
@@ -176,6 +223,14 @@ struct files_entry *files_cache_find(struct files_cache *c, const char *path, ui
 	return NULL;
 }
 
+/* The same file as far as the cache can tell (what a revalidation compares). */
+static bool same_meta(const struct files_meta *a, const struct files_meta *b)
+{
+	return a->ino == b->ino && a->dev == b->dev && a->size == b->size &&
+	       a->mtime == b->mtime && a->mtime_nsec == b->mtime_nsec && a->ctime == b->ctime &&
+	       a->ctime_nsec == b->ctime_nsec;
+}
+
 /* A slot to fill: free, or taken back from an entry only the table holds (clock). */
 static struct files_entry *victim(struct files_cache *c)
 {
@@ -185,6 +240,8 @@ static struct files_entry *victim(struct files_cache *c)
 		uint32_t refs = atomic_load_explicit(&e->refs, memory_order_acquire);
 		if (refs == 0)
 			return e;
+		if (refs & SUPERSEDED)
+			continue; /* its last session frees it */
 		if (e->indexed && e->used) {
 			e->used = false; /* a second chance */
 			continue;
@@ -219,7 +276,14 @@ struct files_entry *files_cache_insert(struct files_cache *c, const char *path, 
 	bool stale;
 	if (!c->n || n >= PATH_INLINE)
 		return NULL;
+	atomic_store_explicit(&c->owner, sp_shard_current(), memory_order_relaxed);
 	struct files_entry *old = files_cache_find(c, path, now_ns, 0, &stale);
+	if (old && same_meta(files_entry_meta(old), meta)) {
+		/* misses of one path that raced each other: the first entry serves them all */
+		close(fd);
+		files_entry_validated(old, now_ns);
+		return old;
+	}
 	if (old)
 		files_cache_drop(c, old);
 	struct files_entry *e = victim(c);
@@ -244,7 +308,17 @@ struct files_entry *files_cache_insert(struct files_cache *c, const char *path, 
 	e->next = c->buckets[e->hash & c->mask];
 	c->buckets[e->hash & c->mask] = idx;
 	e->indexed = true;
+	atomic_fetch_add_explicit(&c->indexed, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&c->fds, 1, memory_order_relaxed);
 	return e;
+}
+
+void files_cache_figures(const struct files_cache *c, struct sp_file_cache_figures *f)
+{
+	f->capacity += c->n;
+	f->entries += atomic_load_explicit(&c->indexed, memory_order_relaxed);
+	f->fds += atomic_load_explicit(&c->fds, memory_order_relaxed);
+	f->superseded += atomic_load_explicit(&c->superseded, memory_order_relaxed);
 }
 
 void files_cache_set_content(struct files_cache *c, struct files_entry *e, const char *data,
@@ -271,6 +345,11 @@ void files_entry_validated(struct files_entry *e, uint64_t now_ns)
 void files_entry_mark_stale(struct files_entry *e)
 {
 	atomic_store_explicit(&e->stale, true, memory_order_relaxed);
+	/* on the entry's own shard (most often), out of the index at once: the caller's put
+	 * is then the last one and closes the file, which may be deleted */
+	struct sp_shard *here = sp_shard_current();
+	if (here && here == atomic_load_explicit(&e->cache->owner, memory_order_relaxed))
+		files_cache_drop(e->cache, e);
 }
 
 void files_entry_get(struct files_entry *e)
@@ -280,8 +359,10 @@ void files_entry_get(struct files_entry *e)
 
 void files_entry_put(struct files_entry *e)
 {
-	/* release: this session's reads of the entry come before the owner's reuse */
-	atomic_fetch_sub_explicit(&e->refs, 1, memory_order_release);
+	/* release: this session's reads of the entry come before the owner's reuse; acquire:
+	 * the last holder of a superseded entry frees what the owner filled in */
+	if (atomic_fetch_sub_explicit(&e->refs, 1, memory_order_acq_rel) == SUPERSEDED + 1)
+		superseded_done(e);
 }
 
 int files_entry_fd(const struct files_entry *e)
@@ -308,4 +389,18 @@ const void *files_entry_map(const struct files_entry *e, size_t *len)
 const char *files_entry_path(const struct files_entry *e)
 {
 	return e->path;
+}
+
+bool sp_figures_file_cache(const struct sp_route *r, unsigned nshards,
+			   struct sp_file_cache_figures *f)
+{
+	memset(f, 0, sizeof(*f));
+	const struct sp_stage *h = r->n_stages ? &r->stages[r->n_stages - 1] : NULL;
+	if (!h || h->ops->kind != SP_STAGE_FILES || !h->state)
+		return false;
+	const struct files_stage *fs = h->state;
+	for (unsigned i = 0; fs->caches && i < nshards && i < fs->nshards; i++)
+		if (fs->caches[i])
+			files_cache_figures(fs->caches[i], f);
+	return true;
 }

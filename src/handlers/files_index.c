@@ -4,7 +4,8 @@
  * Reading a directory has no io_uring op, so the listing is built on a helper thread
  * (sp_job): openat2 with the same RESOLVE_BENEATH rules, readdir, sort, HTML. Names are
  * HTML-escaped in text and percent-encoded in links; dotfiles are left out unless
- * `dotfiles: allow`. Bounded: at most MAX_ENTRIES names and MAX_PAGE bytes.
+ * `dotfiles: allow`, and so are symbolic links that a request could not follow (out of
+ * the root, dangling, loops). Bounded: at most MAX_ENTRIES names and MAX_PAGE bytes.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -99,6 +100,27 @@ static void add_item(struct page *pg, const struct item *it)
 	adds(pg, line);
 }
 
+/* A symbolic link in the listed directory: listed only when it resolves, under the rules
+ * a request for it would meet (beneath the root, no magic links), to something there;
+ * *st becomes what it leads to (a link to a directory is listed as one). */
+static bool link_inside(struct files_session *f, const char *name, struct stat *st)
+{
+	struct open_how how = { .flags = O_PATH | O_CLOEXEC,
+				.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS };
+	char path[FILES_PATH_MAX + 258];
+	if ((size_t)snprintf(path, sizeof(path), "%s/%s", f->w->path, name) >= sizeof(path))
+		return false;
+	int fd, tries = 0;
+	do
+		fd = (int)syscall(SYS_openat2, f->fs->root_fd, path, &how, sizeof(how));
+	while (fd < 0 && errno == EAGAIN && ++tries < 8);
+	if (fd < 0)
+		return false;
+	bool ok = fstat(fd, st) == 0;
+	close(fd);
+	return ok;
+}
+
 static int read_dir(struct files_session *f, struct item **out, size_t *count, bool *cut)
 {
 	struct open_how how = { .flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NONBLOCK,
@@ -140,6 +162,8 @@ static int read_dir(struct files_session *f, struct item **out, size_t *count, b
 		struct stat st;
 		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 			continue;
+		if (S_ISLNK(st.st_mode) && !link_inside(f, de->d_name, &st))
+			continue; /* it leads out of the root, nowhere, or in a loop: a 404 */
 		if (!(v[n].name = strdup(de->d_name))) {
 			ret = -ENOMEM;
 			break;

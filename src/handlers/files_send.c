@@ -261,8 +261,9 @@ void files_respond_file(struct files_session *f)
 	}
 	uint64_t first = 0, last = m->size ? m->size - 1 : 0;
 	int status = 200;
+	/* If-Range present (p set), even empty: only a validator that holds lets the range in */
 	if (r->range.len &&
-	    (!r->if_range.len || sp_http_if_range_holds(r->if_range, m->etag, (time_t)m->mtime))) {
+	    (!r->if_range.p || sp_http_if_range_holds(r->if_range, m->etag, (time_t)m->mtime))) {
 		enum sp_http_range_kind k = sp_http_range(r->range, m->size, &first, &last);
 		if (k == SP_RANGE_UNSATISFIABLE) {
 			f->range_size = m->size;

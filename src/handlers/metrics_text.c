@@ -179,6 +179,31 @@ static void route_durations(struct sp_text *t, const struct sp_gen *gen)
 	}
 }
 
+/* The open-file caches of the files routes (gauges; a route without one has no sample). */
+static void file_caches(struct sp_text *t, const struct sp_gen *gen)
+{
+	static const struct {
+		const char *name, *help;
+		size_t off;
+	} fams[] = {
+#define C(n, h, f) { "spargiod_files_cache_" n, h, offsetof(struct sp_file_cache_figures, f) }
+		C("capacity", "Entries the route's open-file caches may hold, all shards.", capacity),
+		C("entries", "Files in the route's open-file caches.", entries),
+		C("fds", "Descriptors the route's open-file caches hold (at most the capacity).", fds),
+		C("superseded", "Cached files replaced or changed on disk, still being sent.",
+		  superseded),
+#undef C
+	};
+	struct sp_file_cache_figures f;
+	for (size_t k = 0; k < sizeof(fams) / sizeof(fams[0]); k++) {
+		family(t, fams[k].name, "gauge", fams[k].help);
+		for (size_t i = 0; i < gen->n_routes; i++)
+			if (sp_figures_file_cache(&gen->routes[i], gen->nshards, &f))
+				sample(t, fams[k].name, "route", gen->routes[i].conf->name, NULL,
+				       *(const uint64_t *)((const char *)&f + fams[k].off));
+	}
+}
+
 static void routes(struct sp_text *t, const struct sp_gen *gen)
 {
 	struct sp_route_figures f;
@@ -200,6 +225,7 @@ static void routes(struct sp_text *t, const struct sp_gen *gen)
 		       "dir=\"out\"", f.bytes_out);
 	}
 	route_durations(t, gen);
+	file_caches(t, gen);
 }
 
 /* name{upstream="..",server=".."[,extra]} number */

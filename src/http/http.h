@@ -36,6 +36,7 @@ struct sp_http_request {
 	unsigned minor;  /* HTTP/1.minor: 0 or 1 (1.2 and later are answered as 1.1) */
 	bool keep_alive; /* after the version's default and Connection: close/keep-alive */
 	unsigned n_headers;
+	/* p is NULL for a field that is absent; a present but empty one has p set, len 0 */
 	struct sp_http_str host, range, if_range, if_none_match, if_modified_since;
 	bool if_none_match_many; /* several If-None-Match fields: never matched */
 };

@@ -11,6 +11,7 @@
 #ifndef SP_FIGURES_H
 #define SP_FIGURES_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "stats/histogram.h"
@@ -45,6 +46,16 @@ struct sp_server_figures {
 
 /* An upstream server's live state (a generation's pools; reloads carry the state). */
 void sp_figures_server(const struct sp_server *s, struct sp_server_figures *f);
+
+/* A files route's open-file caches, all shards: slots, entries in the index, fds held
+ * (at most capacity), entries superseded but still sent from (their fds included). */
+struct sp_file_cache_figures {
+	uint64_t capacity, entries, fds, superseded;
+};
+
+/* False (and zeroes) when the route's handler is not `files`. In files_cache.c. */
+bool sp_figures_file_cache(const struct sp_route *r, unsigned nshards,
+			   struct sp_file_cache_figures *f);
 
 /* Bounds (us) of the cumulative buckets the metrics handler exports (`le`), all exact
  * edges of the histograms: 100us .. 1h, the usual Prometheus latency scale. */

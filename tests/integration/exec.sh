@@ -7,7 +7,7 @@
 . "$(dirname "$0")/lib.sh"
 
 p_sock=$(free_port) p_pipe=$(free_port) p_env=$(free_port) p_fds=$(free_port)
-p_err=$(free_port) p_early=$(free_port) p_bad=$(free_port)
+p_err=$(free_port) p_early=$(free_port) p_bad=$(free_port) p_envpp=$(free_port)
 printf '#!/bin/sh\necho ran\n' >"$tmp/prog"
 chmod +x "$tmp/prog"
 cat >"$tmp/conf.yaml" <<CONF
@@ -19,6 +19,7 @@ listeners:
   - {name: pipe, bind: "127.0.0.1:$p_pipe", route: pcat}
   - {name: env, bind: "127.0.0.1:$p_env", route: env}
   - {name: envu, bind: "unix:$tmp/env.sock", route: env}
+  - {name: envpp, bind: "127.0.0.1:$p_envpp", proxy_protocol: true, route: env}
   - {name: fds, bind: "127.0.0.1:$p_fds", route: fds}
   - {name: err, bind: "127.0.0.1:$p_err", route: err}
   - {name: early, bind: "127.0.0.1:$p_early", route: early}
@@ -64,6 +65,14 @@ grep -qE 'NOTIFY_SOCKET|LISTEN_|WATCHDOG_|SECRET_OF_DAEMON|forged' <<<"$out" &&
 [ "$(wc -l <<<"$out")" = 8 ] || fail "unexpected variables in the child: $out"
 log_wait 30 "env LISTEN_PID is not passed" || fail "no warning for the reserved LISTEN_PID"
 log_wait 30 "env REMOTE_ADDR is not passed" || fail "no warning for the per-connection REMOTE_ADDR"
+# behind a PROXY header: REMOTE_* is the header's source, LOCAL_* its destination (the
+# address the client reached), not the proxy's connection to us
+out=$(printf 'PROXY TCP4 192.0.2.1 198.51.100.7 4321 8443\r\n' |
+	timeout 5 socat -t 3 - TCP4:127.0.0.1:$p_envpp)
+for want in REMOTE_ADDR=192.0.2.1 REMOTE_PORT=4321 LOCAL_ADDR=198.51.100.7 LOCAL_PORT=8443 \
+	SPARGIOD_LISTENER=envpp; do
+	grep -qx -- "$want" <<<"$out" || fail "PROXY header: child environment lacks '$want': $out"
+done
 out=$(timeout 5 socat -t 3 - UNIX-CONNECT:"$tmp/env.sock" </dev/null)
 grep -qx SPARGIOD_LISTENER=envu <<<"$out" || fail "unix listener: $out"
 grep -q REMOTE_ <<<"$out" && fail "a unix socket client has no address: $out"

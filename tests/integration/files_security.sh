@@ -131,6 +131,21 @@ wait_until 30 eval 'raw_status /dir2/secret.txt; [ "$(cat "$tmp/status")" = 404 
 raw_get 200 '/.env' "$pa"
 allowed=$n
 
+# autoindex lists no link that leads out of the root (nor loops, magic links), only those
+# a request can follow; a link to a directory inside is listed as a directory
+for dir in / /sub/; do
+	curl -sf "http://127.0.0.1:$port$dir" -o "$tmp/list" || fail "autoindex of $dir failed"
+	grep -q 'href="./' "$tmp/list" || fail "autoindex of $dir lists nothing"
+	for bad in abs_link rel_link outdir reloutdir deep_link swap.txt dir2 loop1 loop2 selfloop magic cwd; do
+		grep -qF -e "\"./$bad\"" -e "\"./$bad/\"" "$tmp/list" && fail "autoindex of $dir lists the link $bad: $(cat "$tmp/list")"
+	done
+done
+curl -sf "http://127.0.0.1:$port/" | grep -q 'href="./inlink">inlink</a>' || fail "autoindex lacks the link inlink"
+curl -sf "http://127.0.0.1:$port/sub/" | grep -q 'href="./uplink">' || fail "autoindex lacks the link sub/uplink"
+ln -s sub "$www/sublink"
+curl -sf "http://127.0.0.1:$port/" | grep -q 'href="./sublink/">sublink/</a>' || fail "a link to a directory inside is not listed as one"
+rm "$www/sublink"
+
 # the secret never left: no answer but the allowed dotfile carries it
 for i in $(seq "$n"); do
 	[ "$i" = "$allowed" ] && continue

@@ -3,8 +3,9 @@
  * test_files_cache.c - the files handler's per-shard open-file cache: hits, misses and
  * staleness by age; replacing an entry; the bound on entries (the clock evicts, fds are
  * closed); an entry a session still holds is never reused, even when every slot is held;
- * stale marks from other shards; content kept within the budget; references dropped
- * from other threads while the owner keeps inserting.
+ * stale marks from other shards; content kept within the budget; a superseded entry
+ * closed by its last user; racing misses of one path sharing one entry; references
+ * dropped from other threads while the owner keeps inserting and superseding.
  */
 #include <check.h>
 #include <fcntl.h>
@@ -134,8 +135,11 @@ START_TEST(stale_marks_and_long_paths)
 	files_entry_mark_stale(e); /* seen changed from another shard */
 	ck_assert_ptr_null(files_cache_find(c, "x", 0, 1000, &stale));
 	/* still held: its fd stays open for the session that holds it */
-	ck_assert(fd_open(files_entry_fd(e)));
+	int held_fd = files_entry_fd(e);
+	ck_assert(fd_open(held_fd));
+	/* and closes when that session lets go, not when the clock comes round */
 	files_entry_put(e);
+	ck_assert(!fd_open(held_fd));
 	char longp[600];
 	memset(longp, 'a', sizeof(longp) - 1);
 	longp[sizeof(longp) - 1] = '\0';
@@ -165,11 +169,90 @@ START_TEST(content_budget)
 	ck_assert_ptr_null(files_entry_content(e[2])); /* over the budget */
 	ck_assert_ptr_null(files_entry_content(e[3]));
 	/* a replaced entry gives its bytes back */
-	files_cache_insert(c, "c0", new_fd(), &m, 0);
+	struct files_meta changed = m;
+	changed.mtime = 1;
+	files_cache_insert(c, "c0", new_fd(), &changed, 0);
 	bool stale;
 	struct files_entry *n0 = files_cache_find(c, "c0", 0, 1000, &stale);
 	files_cache_set_content(c, n0, data, sizeof(data));
 	ck_assert_ptr_nonnull(files_entry_content(n0));
+	files_cache_destroy(c);
+}
+END_TEST
+
+static struct sp_file_cache_figures figures(struct files_cache *c)
+{
+	struct sp_file_cache_figures f = { 0 };
+	files_cache_figures(c, &f);
+	return f;
+}
+
+/* The file changes (or is replaced, or deleted) while responses are sent from its entry:
+ * the entry leaves the index at once, and its fd is closed when the last of them ends. */
+START_TEST(superseded_closed_by_last_user)
+{
+	struct files_cache *c = files_cache_create(8);
+	struct files_meta m = meta(10), changed = meta(10);
+	changed.ino = 2; /* replaced: another inode */
+	bool stale;
+	int fd = new_fd();
+	struct files_entry *e = files_cache_insert(c, "big", fd, &m, 0);
+	for (int i = 0; i < 3; i++)
+		files_entry_get(e); /* three responses being sent */
+	struct files_entry *n = files_cache_insert(c, "big", new_fd(), &changed, 0);
+	ck_assert_ptr_ne(n, e);
+	ck_assert_ptr_eq(files_cache_find(c, "big", 0, 1000, &stale), n);
+	ck_assert(fd_open(fd)); /* still sent from */
+	struct sp_file_cache_figures f = figures(c);
+	ck_assert_uint_eq(f.capacity, 8);
+	ck_assert_uint_eq(f.entries, 1);
+	ck_assert_uint_eq(f.fds, 2);
+	ck_assert_uint_eq(f.superseded, 1);
+	files_entry_put(e);
+	files_entry_put(e);
+	ck_assert(fd_open(fd));
+	files_entry_put(e); /* the last one */
+	ck_assert(!fd_open(fd) || fd == files_entry_fd(n));
+	f = figures(c);
+	ck_assert_uint_eq(f.fds, 1);
+	ck_assert_uint_eq(f.superseded, 0);
+	/* its slot serves again */
+	char path[16];
+	for (int i = 0; i < 7; i++) {
+		snprintf(path, sizeof(path), "o%d", i);
+		ck_assert_ptr_nonnull(files_cache_insert(c, path, new_fd(), &m, 0));
+	}
+	ck_assert_uint_eq(figures(c).fds, 8);
+	/* superseded while nobody held it: closed at once */
+	fd = files_entry_fd(n);
+	files_cache_insert(c, "big", new_fd(), &m, 0);
+	ck_assert(!fd_open(fd) || fd == files_entry_fd(files_cache_find(c, "big", 0, 1000, &stale)));
+	ck_assert_uint_eq(figures(c).fds, 8);
+	files_cache_destroy(c);
+}
+END_TEST
+
+/* Concurrent misses of one path (each opened the file, then inserts it): the first entry
+ * serves them all, the later fds are closed, nothing is duplicated. */
+START_TEST(racing_misses_share_one_entry)
+{
+	struct files_cache *c = files_cache_create(8);
+	struct files_meta m = meta(100);
+	struct files_entry *first = files_cache_insert(c, "f", new_fd(), &m, 0);
+	files_entry_get(first);
+	for (int i = 0; i < 20; i++) {
+		int fd = new_fd();
+		struct files_entry *e = files_cache_insert(c, "f", fd, &m, 0);
+		ck_assert_ptr_eq(e, first);
+		ck_assert(!fd_open(fd) || fd == files_entry_fd(first));
+		files_entry_get(e);
+	}
+	struct sp_file_cache_figures f = figures(c);
+	ck_assert_uint_eq(f.entries, 1);
+	ck_assert_uint_eq(f.fds, 1);
+	ck_assert_uint_eq(f.superseded, 0);
+	for (int i = 0; i < 21; i++)
+		files_entry_put(first);
 	files_cache_destroy(c);
 }
 END_TEST
@@ -190,7 +273,8 @@ static void *hold_and_check(void *arg)
 		if (!e)
 			continue;
 		char want[32];
-		snprintf(want, sizeof(want), "p%llu", (unsigned long long)files_entry_meta(e)->size);
+		unsigned long long size = files_entry_meta(e)->size;
+		snprintf(want, sizeof(want), "p%llu", size % 4 ? size : 0);
 		ck_assert_str_eq(files_entry_path(e), want); /* not reused under us */
 		files_entry_put(e);
 		atomic_fetch_add(&h->checks, 1);
@@ -204,11 +288,13 @@ START_TEST(references_across_threads)
 	struct holder h = { 0 };
 	pthread_t t;
 	ck_assert_int_eq(pthread_create(&t, NULL, hold_and_check, &h), 0);
+	/* paths come back: an entry is often superseded while the other thread holds it,
+	 * and that thread's put then frees it */
 	for (int i = 0; i < 20000; i++) {
 		int fd = new_fd();
 		char path[32];
 		struct files_meta m = meta((uint64_t)i);
-		snprintf(path, sizeof(path), "p%d", i); /* the path names the size it caches */
+		snprintf(path, sizeof(path), "p%d", i % 4 ? i : 0); /* its size, or p0 */
 		struct files_entry *e = files_cache_insert(c, path, fd, &m, 0);
 		if (!e) {
 			close(fd);
@@ -225,6 +311,11 @@ START_TEST(references_across_threads)
 	if (left)
 		files_entry_put(left);
 	ck_assert_int_gt(atomic_load(&h.checks), 0);
+	/* no superseded entry left behind, no fd but those of the index */
+	struct sp_file_cache_figures f = figures(c);
+	ck_assert_uint_eq(f.superseded, 0);
+	ck_assert_uint_eq(f.fds, f.entries);
+	ck_assert_uint_le(f.fds, 8);
 	files_cache_destroy(c);
 }
 END_TEST
@@ -237,6 +328,8 @@ int main(void)
 	tcase_add_test(tc, bounded_and_held);
 	tcase_add_test(tc, stale_marks_and_long_paths);
 	tcase_add_test(tc, content_budget);
+	tcase_add_test(tc, superseded_closed_by_last_user);
+	tcase_add_test(tc, racing_misses_share_one_entry);
 	tcase_add_test(tc, references_across_threads);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);

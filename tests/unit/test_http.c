@@ -63,6 +63,14 @@ START_TEST(parse_valid)
 	ck_assert_int_gt(parse("GET / HTTP/1.1\r\nHost: h\r\nIf-None-Match: \"a\"\r\n"
 			       "If-None-Match: \"b\"\r\n\r\n", &r), 0);
 	ck_assert(r.if_none_match_many);
+	/* a field that is absent has no p; an empty one (If-Range: with no value) has one,
+	 * so that a handler can tell "no condition" from "a condition that cannot hold" */
+	ck_assert_int_gt(parse("GET / HTTP/1.1\r\nHost: h\r\nRange: bytes=0-1\r\n\r\n", &r), 0);
+	ck_assert_ptr_null(r.if_range.p);
+	ck_assert_int_gt(parse("GET / HTTP/1.1\r\nHost: h\r\nIf-Range: \t \r\n\r\n", &r), 0);
+	ck_assert_ptr_nonnull(r.if_range.p);
+	ck_assert_uint_eq(r.if_range.len, 0);
+	ck_assert(!sp_http_if_range_holds(r.if_range, "\"5-64-1a2b\"", 0));
 }
 END_TEST
 
