@@ -367,6 +367,7 @@ static void on_send(struct sp_op *op, int res, uint32_t flags)
 	if (r->ended)
 		return;
 	if (res > 0) {
+		r->last_ns = sp_pass_ns(); /* bytes moving to a slow reader are activity too */
 		d->off += (uint32_t)res;
 		if (d->off < d->len) { /* short write: the rest before anything else */
 			dir_send(d);
@@ -477,6 +478,7 @@ static void splice_turn(struct sp_relay_dir *d)
 		}
 		ssize_t m = splice(d->pipe_rd, NULL, d->to, NULL, d->pipe_bytes, SPLICE_FLAGS);
 		if (m > 0) {
+			r->last_ns = sp_pass_ns();
 			d->pipe_bytes -= (uint32_t)m;
 			moved += (size_t)m;
 		} else if (m < 0 && errno == EAGAIN) {

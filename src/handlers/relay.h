@@ -35,7 +35,8 @@
  *
  * End of stream in one direction becomes shutdown(SHUT_WR) on the other socket (half
  * close); both directions finished ends the relay. A reset or error on one side ends it
- * and the owner resets the other side. No byte moves for idle_ns: the relay ends.
+ * and the owner resets the other side. No byte moves for idle_ns (none received, none
+ * sent: a slow reader draining a long response is not idle): the relay ends.
  *
  * Where TLS goes: a relay end is a socket today. A TLS end (a later issue) will sit on
  * the buffered path between the receive and the send of a direction: what a direction
