@@ -11,9 +11,9 @@
  * port range's worth can reach one address), makes one exchange on each and prints
  * "open OK FAILED". An exchange: B bytes (--size, 64) sent and as many read back (an echo
  * behind), or with --http a GET of PATH and its response read (head, then a
- * Content-Length body). Then one command per line on stdin: "burst" makes one more
- * exchange on every connection at once, of --burst bytes (default --size), and prints
- * "burst OK FAILED MS"; "quit" or the end of stdin closes them all. After S seconds in all
+ * Content-Length body). Then one command per line on stdin: "burst [B]" makes one more
+ * exchange on every connection at once, of B bytes (default --burst, else --size), and
+ * prints "burst OK FAILED MS"; "quit" or the end of stdin closes them all. After S seconds in all
  * (--max-seconds, 600) it prints "timeout" and exits 1.
  * echo: sends back whatever comes on every connection to any of the addresses, until
  * killed or S seconds pass.
@@ -94,6 +94,22 @@ static const char *http_path;
 static char *req;
 static size_t req_len, size = 64, burst_size;
 static char *pattern;
+static size_t pattern_len;
+
+/* The bytes an echo exchange sends: n of them, the same for every connection. */
+static void pattern_grow(size_t n)
+{
+	if (n <= pattern_len)
+		return;
+	pattern = realloc(pattern, n);
+	if (!pattern) {
+		perror("conn_hold");
+		exit(1);
+	}
+	for (size_t i = pattern_len; i < n; i++)
+		pattern[i] = (char)('a' + i % 26);
+	pattern_len = n;
+}
 static int ep;
 static long busy; /* exchanges in flight */
 static long failed;
@@ -279,10 +295,7 @@ static int client(int argc, char **argv)
 	t_end = now() + secs;
 	if (!burst_size)
 		burst_size = size;
-	size_t pat = size > burst_size ? size : burst_size;
-	pattern = malloc(pat);
-	for (size_t i = 0; i < pat; i++)
-		pattern[i] = (char)('a' + i % 26);
+	pattern_grow(size);
 	if (http_path) {
 		if (asprintf(&req, "GET %s HTTP/1.1\r\nHost: b\r\n\r\n", http_path) < 0)
 			return 1;
@@ -341,12 +354,16 @@ static int client(int argc, char **argv)
 	while (fgets(line, sizeof(line), stdin)) {
 		if (strncmp(line, "burst", 5) != 0)
 			break;
+		size_t n = line[5] == ' ' ? (size_t)atol(line + 6) : burst_size;
+		if (!n)
+			n = burst_size;
+		pattern_grow(n);
 		double t0 = now();
 		long before = failed;
 		for (long i = 0; i < nconns; i++) {
 			if (conns[i].state != C_IDLE)
 				continue;
-			exchange_start(&conns[i], burst_size);
+			exchange_start(&conns[i], n);
 			conn_progress(&conns[i]);
 		}
 		client_loop();
