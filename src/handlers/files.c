@@ -30,6 +30,7 @@
 #include <string.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -54,6 +55,23 @@ static struct files_pool *my_pool(struct files_session *f)
 	return &f->fs->pools[sp_shard_index(sp_task_shard(&f->s.task))];
 }
 
+/* Work areas are mapped one by one, not taken from malloc (72 KiB, under its mmap
+ * threshold): those of a burst of requests on many connections go back to the kernel
+ * once answered, where from the heap they left holes between the sessions that kept their
+ * touched pages resident (2.2 KB more per idle connection after one request on each of
+ * 2000 at once). */
+static struct files_work *work_map(void)
+{
+	void *p = mmap(NULL, sizeof(struct files_work), PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	return p == MAP_FAILED ? NULL : p;
+}
+
+static void work_unmap(struct files_work *w)
+{
+	munmap(w, sizeof(*w));
+}
+
 /* A work area for the request about to be answered; false: none (the session ends). */
 static bool take_work(struct files_session *f)
 {
@@ -64,7 +82,7 @@ static bool take_work(struct files_session *f)
 	if (w) {
 		p->free = w->next;
 		p->n--;
-	} else if (!(w = malloc(sizeof(*w)))) {
+	} else if (!(w = work_map())) {
 		sp_log(SP_LOG_ERR, "files: out of memory for a request");
 		end_session(f, "out of memory");
 		return false;
@@ -81,7 +99,7 @@ static void give_back_work(struct files_session *f)
 	f->w = NULL;
 	struct files_pool *p = my_pool(f);
 	if (p->n >= FILES_POOL_KEEP) {
-		free(w);
+		work_unmap(w);
 		return;
 	}
 	w->next = p->free;
@@ -127,16 +145,17 @@ static void log_request(struct files_session *f)
 	int mlen = m.len ? (int)(m.len > 16 ? 16 : m.len) : 1;
 	int tlen = t.len ? (int)(t.len > 200 ? 200 : t.len) : 1;
 	const char *mp = m.len ? m.p : "-", *tp = t.len ? t.p : "-";
-	char fields[512];
+	char fields[512], client[64]; /* the address is written out here, not kept per session */
+	sp_sockaddr_str((struct sockaddr *)&f->s.peer, f->s.peerlen, client, sizeof(client));
 	snprintf(fields, sizeof(fields),
 		 "SPARGIOD_EVENT=request\nLISTENER=%s\nROUTE=%s\nCLIENT=%s\nMETHOD=%.*s\n"
 		 "PATH=%.*s\nSTATUS=%d\nBYTES=%llu\nDURATION_MS=%.3f",
-		 f->s.lst->conf->name, f->s.route->conf->name, f->client, mlen, mp, tlen, tp,
+		 f->s.lst->conf->name, f->s.route->conf->name, client, mlen, mp, tlen, tp,
 		 f->status, (unsigned long long)f->bytes_sent, ms);
 	sp_log_fields(SP_LOG_INFO, fields,
 		      "access listener=%s route=%s client=%s method=%.*s path=%.*s status=%d "
 		      "bytes=%llu duration_ms=%.3f",
-		      f->s.lst->conf->name, f->s.route->conf->name, f->client, mlen, mp, tlen, tp,
+		      f->s.lst->conf->name, f->s.route->conf->name, client, mlen, mp, tlen, tp,
 		      f->status, (unsigned long long)f->bytes_sent, ms);
 }
 
@@ -473,7 +492,6 @@ static void files_start(struct sp_session *s)
 	sp_timer_init(&f->watchdog, &s->task, on_tick);
 	files_send_init(f);
 	files_open_init(f);
-	sp_sockaddr_str((struct sockaddr *)&s->peer, s->peerlen, f->client, sizeof(f->client));
 	/* Nagle would hold each response's last partial segment until the client ACKs
 	 * the one before (a delayed ACK, on keep-alive): a third fewer 1 MiB responses a
 	 * second on loopback. A head goes out with MSG_MORE, so no response is split. */
@@ -512,7 +530,7 @@ static void files_destroy(struct sp_stage *st)
 		while (fs->pools[i].free) {
 			struct files_work *w = fs->pools[i].free;
 			fs->pools[i].free = w->next;
-			free(w);
+			work_unmap(w);
 		}
 	free(fs->pools);
 	sp_mime_free(fs->mime);

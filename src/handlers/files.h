@@ -110,7 +110,7 @@ struct files_pool {                  /* a shard's spare work areas */
 	struct files_work *free;
 	unsigned n;
 };
-#define FILES_POOL_KEEP 64           /* spares kept per shard; more go back to malloc */
+#define FILES_POOL_KEEP 64           /* spares kept per shard; more are unmapped */
 
 struct files_stage {
 	const struct sp_conf_files *conf;
@@ -142,7 +142,6 @@ struct files_session {
 	enum files_phase phase;
 	uint64_t deadline_ns;
 	bool closing;
-	char client[64];
 
 	/* input: the request head(s) */
 	bool shedding;               /* idle: the receive is being cancelled to free `in` */

@@ -16,7 +16,9 @@
  * has streamed once receives one buffer at a time from then on. Kernels before 6.17 have
  * no such limit: one receive per message there (as with SPARGIOD_PROXY_NO_MULTISHOT).
  * When the ring is empty (or missing) a direction uses a buffer of its shard's pool
- * instead, given back when the peer pauses.
+ * instead, with a receive that does not wait: the buffer is given back once its bytes are
+ * sent, or at once when none were there (a poll then waits for the next, holding nothing),
+ * so an idle connection holds no buffer whatever came before.
  *
  * A direction that streams (a receive filled a whole buffer) moves on by splice(2)
  * instead, from the shard, without copying: socket -> pipe -> socket, both sockets
@@ -33,7 +35,8 @@
  *
  * End of stream in one direction becomes shutdown(SHUT_WR) on the other socket (half
  * close); both directions finished ends the relay. A reset or error on one side ends it
- * and the owner resets the other side. No byte moves for idle_ns: the relay ends.
+ * and the owner resets the other side. No byte moves for idle_ns (none received, none
+ * sent: a slow reader draining a long response is not idle): the relay ends.
  *
  * Where TLS goes: a relay end is a socket today. A TLS end (a later issue) will sit on
  * the buffered path between the receive and the send of a direction: what a direction
@@ -60,7 +63,8 @@ struct sp_relay_dir {
 	int from, to;
 	struct sp_op recv_op, send_op;
 	uint8_t *data;    /* bytes being sent */
-	uint8_t *own;     /* a pool buffer: the ring ran dry, or streaming */
+	uint8_t *own;     /* a pool buffer (the ring ran dry, or streaming), from a receive
+			   * that found bytes until they are sent */
 	uint64_t *bytes;  /* the session counter this direction adds to */
 	uint32_t len, off;
 	int32_t bid;      /* provided buffer being sent, -1: none */
