@@ -91,7 +91,7 @@ static void handle_cqe(struct sp_shard *sh, uint64_t ud, int res, uint32_t flags
 		/* without CQE_SKIP a request that got there completes here too */
 		if (res >= 0)
 			break;
-		st_add(sh, ST_CQ_OVERFLOWS, 1);
+		st_add(sh, ST_MSGS_BOUNCED, 1);
 		st_add(sh, ST_MSGS_SENT, -1);
 		sp_task_cancel_done(p, true); /* the task asks again */
 		break;
