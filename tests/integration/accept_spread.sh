@@ -79,6 +79,6 @@ if command -v systemd-socket-activate >/dev/null; then
 	stop_daemon TERM
 	[ "$rc" = 0 ] || fail "systemd: exit status $rc"
 else
-	echo "note: no systemd-socket-activate: the systemd case is skipped"
+	skip_part "socket activation: no systemd-socket-activate"
 fi
 echo "PASS: connections spread over 4 shards ($shares)"

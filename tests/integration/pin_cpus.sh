@@ -49,7 +49,7 @@ stop_daemon TERM
 [ "$rc" = 0 ] || fail "exit status $rc"
 # Started with a narrower CPU set (taskset to the last CPU), the shards stay within it.
 narrow="not checked (one CPU allowed)"
-[ "${#set[@]}" -ge 2 ] || echo "SKIP: a narrower CPU set: one CPU allowed here"
+[ "${#set[@]}" -ge 2 ] || skip_part "a narrower CPU set: one CPU allowed here"
 if [ "${#set[@]}" -ge 2 ]; then
 	last=${set[-1]}
 	: >"$log"

@@ -73,7 +73,7 @@ PY
 out=$(waits $ph 40 0.2 3) || fail "connect timeouts: the client failed: $out"
 echo "connect_timeout under load: $out"
 echo "$out" | grep -qx ok || fail "connect_timeout not honoured: $out"
-log_has "connect timeout" || fail "no connect timeout in the log"
+log_wait 30 "connect timeout" || fail "no connect timeout in the log"
 
 out=$(waits $pp 20 4 8) || fail "header timeouts: the client failed: $out"
 echo "PROXY header timeout under load: $out"
