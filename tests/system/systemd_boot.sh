@@ -124,7 +124,7 @@ trap 'echo "FAIL: timed out after ${limit}s"; dump; exit 1' USR1
 ) >/dev/null 2>&1 &
 timer=$!
 
-in_ns() { timeout 60 nsenter -t "$pid" -m -p -n -C -r -w "$@"; }
+in_ns() { timeout 30 nsenter -t "$pid" -m -p -n -C -r -w "$@"; }
 dump() {
 	[ -n "$pid" ] || { cat "$tmp/console.log" 2>/dev/null | tail -40; return; }
 	echo "--- systemctl status spargiod"
