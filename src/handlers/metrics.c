@@ -268,6 +268,9 @@ static void start(struct sp_session *s, bool status)
 	sp_op_init(&m->send_op, &s->task, on_send);
 	sp_timer_init(&m->timer, &s->task, on_timer);
 	arm(m, HEAD_TIMEOUT_NS);
+	/* browsers open spare connections they may never use: for the page, one that
+	 * sends nothing ends cleanly at the head timeout, not as an error */
+	m->idle = status;
 	recv_more(m);
 }
 

@@ -68,10 +68,14 @@ chromium=$(command -v chromium || command -v chromium-browser) ||
 
 # --- traffic through the proxy route: held connections and a bounded paced load --------
 "$ctl" -s "$sock" server disable back "127.0.0.1:$pdead" >/dev/null || fail "server disable"
-held=3 # held open by one client process (ended by its PID at exit), 300 s at most
+# held open by one client process (ended by its PID), 300 s at most; with them one silent
+# connection to the page, as a browser's spare one: it must end at the head timeout
+# (10 s) as a clean close, not an error
+held=3
 python3 -c 'import socket,sys,time
 s = [socket.create_connection(("127.0.0.1", int(sys.argv[1]))) for _ in range(int(sys.argv[2]))]
-time.sleep(300)' "$pf" "$held" </dev/null >/dev/null 2>&1 &
+s.append(socket.create_connection(("127.0.0.1", int(sys.argv[3]))))
+time.sleep(300)' "$pf" "$held" "$ps_" </dev/null >/dev/null 2>&1 &
 holder=$!
 started_pids+=("$holder")
 wait_until 30 eval '[ "$("$ctl" -s "$sock" --json listeners | python3 -c "import json,sys
@@ -91,6 +95,10 @@ started_pids+=("$loader")
 timeout 300 python3 "$cdp" "$chromium" "$url/" "${SP_STATUS_SECONDS:-6}" "$tmp/load-done" "$tmp/dom.json" \
 	${SP_STATUS_SCREENSHOT:+"$SP_STATUS_SCREENSHOT"} || fail "headless chromium: loading the page failed"
 wait "$loader" || fail "the load through the proxy failed"
+# the silent connection to the page has had its 10 s (the load and the page took longer)
+wait_until 30 eval '[ "$("$ctl" -s "$sock" --json routes | python3 -c "import json,sys
+print([r for r in json.load(sys.stdin)[\"routes\"] if r[\"name\"] == \"status\"][0][\"active\"])")" = 0 ]' ||
+	fail "a silent connection to the page was never closed"
 curl -sS --max-time 5 "$url/status.json" >"$tmp/status.json" || fail "GET /status.json"
 "$ctl" -s "$sock" --json stats >"$tmp/stats.json" || fail "spargioctl --json stats"
 
@@ -150,6 +158,10 @@ strip = lambda l: [x for x in l if x["name"] != "status"]
 check(strip(js["listeners"]) == strip(st["listeners"]), "listeners differ")
 check(strip(js["routes"]) == strip(st["routes"]), "routes differ")
 check(js["upstreams"] == st["upstreams"], "upstreams differ")
+# the status route's errors are the 10 refused methods above, not the silent connection
+# nor the browser's own spare connections
+sr = [r for r in st["routes"] if r["name"] == "status"][0]
+check(sr["errors"] == 10, f"status route errors {sr['errors']}, want the 10 refusals")
 check([sorted(s) for s in js["shards"]] == [sorted(s) for s in st["shards"]], "shard keys differ")
 for b in bad:
     print("FAIL:", b)
