@@ -90,6 +90,7 @@ enum sp_stage_kind {
 	SP_STAGE_EXEC,
 	SP_STAGE_UDP_PROXY,
 	SP_STAGE_METRICS,
+	SP_STAGE_STATUS, /* the live status page */
 };
 
 bool sp_stage_is_handler(enum sp_stage_kind kind);
@@ -176,7 +177,7 @@ struct sp_conf_stage {
 		struct sp_conf_files files;
 		struct sp_conf_exec exec;
 		struct sp_conf_udp_proxy udp_proxy;
-		/* echo and metrics take no options */
+		/* echo, metrics and status take no options */
 	};
 };
 

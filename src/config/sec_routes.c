@@ -49,7 +49,7 @@ static void pipeline(struct sp_cf_ctx *cx, const struct sp_ynode *seq, struct sp
 	/* an unknown stage may well be the handler misspelt: say that, not this */
 	if (!handler && all_known)
 		sp_cf_error(cx, seq, "the pipeline has no handler: it must end with one of echo, "
-				     "proxy, files, exec, udp_proxy or metrics");
+				     "proxy, files, exec, udp_proxy, metrics or status");
 }
 
 /* Returns the node of the name, for duplicate checks. */

@@ -14,7 +14,8 @@
 
 /* In the order of enum sp_stage_kind. */
 static const char *const stage_names[] = { "acl",  "rate_limit", "echo",    "proxy",
-					   "files", "exec",	  "udp_proxy", "metrics", NULL };
+					   "files", "exec",	  "udp_proxy", "metrics",
+					   "status",    NULL };
 
 const char *sp_stage_name(enum sp_stage_kind kind)
 {
@@ -42,7 +43,7 @@ bool sp_stage_is_handler(enum sp_stage_kind kind)
  *               stdio socket, group unset (the user's), working_dir /, queue 0 (refuse),
  *               queue_timeout 10s, kill_grace 5s, limits unset
  *   udp_proxy:  session_timeout 30s
- *   echo, metrics: no options
+ *   echo, metrics, status: no options
  */
 
 static void cidrs(struct sp_cf_ctx *cx, const struct sp_ynode *seq, const char *key,
@@ -415,7 +416,7 @@ bool sp_cf_stage(struct sp_cf_ctx *cx, const struct sp_ynode *item,
 			sp_cf_error(cx, name, "unknown stage '%s' (did you mean '%s'?)", show, hint);
 		else
 			sp_cf_error(cx, name, "unknown stage '%s' (filters: acl, rate_limit; handlers: "
-					      "echo, proxy, files, exec, udp_proxy, metrics)",
+					      "echo, proxy, files, exec, udp_proxy, metrics, status)",
 				    show);
 		return false;
 	}
@@ -446,6 +447,7 @@ bool sp_cf_stage(struct sp_cf_ctx *cx, const struct sp_ynode *item,
 		break;
 	case SP_STAGE_ECHO:
 	case SP_STAGE_METRICS:
+	case SP_STAGE_STATUS:
 		no_options(cx, opts, what);
 		break;
 	}

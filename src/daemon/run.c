@@ -17,6 +17,7 @@
 #include "control/control.h"
 #include "daemon/daemon.h"
 #include "daemon/testhook.h"
+#include "stats/stats_json.h"
 #include "engine/log.h"
 
 #define TICK_MS 1000
@@ -237,6 +238,9 @@ int sp_daemon_run(const char *config_path)
 		goto out;
 	}
 	sp_daemon_commit(&d, &p); /* no engine yet: published once it runs */
+	/* for the status page: d outlives the engine, and the shards start after this */
+	const struct sp_stats_process proc = { &d.active, &d.paused, d.start_ns };
+	sp_stats_process = &proc;
 	if (start_engine(&d) < 0)
 		goto out;
 	sp_daemon_publish(&d, d.gen);
@@ -253,6 +257,7 @@ int sp_daemon_run(const char *config_path)
 	d.eng = NULL;
 	sp_log(SP_LOG_INFO, "stopped");
 out:
+	sp_stats_process = NULL;
 	sp_control_close(d.control);
 	sp_daemon_shards_fini(&d);
 	for (size_t i = 0; i < d.n_socks; i++) {

@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * metrics.c - the `metrics` handler: `GET /metrics` over HTTP/1.1 answered with the
- * Prometheus text of the daemon's figures (metrics_text.c), on any TCP listener.
+ * Prometheus text of the daemon's figures (metrics_text.c), on any TCP listener. The
+ * `status` handler is the same code with other resources: `GET /` the live status page
+ * (status_page.html, built in), `GET /status.json` its figures (status.c). Both are
+ * read-only: only GET and HEAD of those paths are served, nothing else is a command.
  *
  * One request at a time per connection: read a head (metrics_http.c, with the strict
  * parser of src/http), send the whole
@@ -23,6 +26,7 @@
 #include <sys/socket.h>
 
 #include "handlers/metrics.h"
+#include "engine/bug.h"
 #include "http/http.h"
 #include "net/listener.h"
 #include "pipeline/pipeline.h"
@@ -33,7 +37,7 @@
 #define SEND_TIMEOUT_NS (30000 * MS)
 #define LINGER_NS (2000 * MS)
 #define LINGER_MAX (64u << 10)
-#define HEAD_ROOM 256 /* the answer's header is written in front of the body */
+#define HEAD_ROOM 512 /* the answer's header is written in front of the body */
 
 struct metrics {
 	struct sp_session s;
@@ -45,6 +49,7 @@ struct metrics {
 	bool close_after;     /* close once the answer is sent */
 	bool lingering;       /* answer sent, write side shut, draining input */
 	bool done;
+	bool status;          /* the `status` stage: its resources, not /metrics */
 	const char *error;    /* the session's end reason after an error answer */
 	unsigned requests;
 	size_t lingered;
@@ -121,8 +126,15 @@ static void answer(struct metrics *m, const struct sp_mreq *r)
 	t->len = 0;
 	t->failed = false;
 	sp_text_printf(t, "%*s", HEAD_ROOM, "");
-	if (status == 200)
-		sp_metrics_text(t, gen ? gen : m->s.gen, sp_shard_engine(sp_shard_current()));
+	struct sp_engine *eng = sp_shard_engine(sp_shard_current());
+	if (!gen)
+		gen = m->s.gen;
+	if (status == 200 && r->resource == SP_MRES_METRICS)
+		sp_metrics_text(t, gen, eng);
+	else if (status == 200 && r->resource == SP_MRES_STATUS_PAGE)
+		sp_text_printf(t, "%.*s", (int)sp_status_page_len, sp_status_page_html);
+	else if (status == 200 && sp_status_json(t, gen, eng) < 0)
+		t->failed = true;
 	if (t->failed) { /* out of memory: a short answer from what we have */
 		sp_text_free(t);
 		sp_text_printf(t, "%*s", HEAD_ROOM, "");
@@ -134,16 +146,28 @@ static void answer(struct metrics *m, const struct sp_mreq *r)
 		finish(m, "out of memory");
 		return;
 	}
-	m->close_after = !r->keep_alive || status >= 500 || !gen;
+	m->close_after = !r->keep_alive || status >= 500 || !current_gen(m);
 	m->error = status >= 400 && status != 404 ? "bad request" : NULL;
 
+	const char *type = "text/plain; charset=utf-8";
+	if (status == 200)
+		type = r->resource == SP_MRES_METRICS ? "text/plain; version=0.0.4; charset=utf-8"
+		       : r->resource == SP_MRES_STATUS_PAGE ? "text/html; charset=utf-8"
+							    : "application/json";
+	/* the page loads nothing from anywhere but its own /status.json */
+	const char *extra = !m->status ? ""
+		: "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n"
+		  "Content-Security-Policy: default-src 'none'; script-src 'unsafe-inline'; "
+		  "style-src 'unsafe-inline'; img-src data:; connect-src 'self'; "
+		  "frame-ancestors 'none'; form-action 'none'\r\n";
 	char head[HEAD_ROOM];
 	int n = snprintf(head, sizeof(head),
-			 "HTTP/1.1 %d %s\r\nContent-Type: text/plain;%s charset=utf-8\r\n"
-			 "Content-Length: %zu\r\n%s%s\r\n",
-			 status, sp_http_reason(status), status == 200 ? " version=0.0.4;" : "",
-			 t->len - HEAD_ROOM, status == 405 ? "Allow: GET, HEAD\r\n" : "",
+			 "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n"
+			 "Content-Length: %zu\r\n%s%s%s\r\n",
+			 status, sp_http_reason(status), type,
+			 t->len - HEAD_ROOM, extra, status == 405 ? "Allow: GET, HEAD\r\n" : "",
 			 m->close_after ? "Connection: close\r\n" : "");
+	SP_BUG_ON(n < 0 || n >= HEAD_ROOM);
 	m->out_off = HEAD_ROOM - (size_t)n;
 	memcpy(t->buf + m->out_off, head, (size_t)n);
 	if (r->head)
@@ -162,7 +186,9 @@ static void answer(struct metrics *m, const struct sp_mreq *r)
 static void process(struct metrics *m)
 {
 	struct sp_mreq r;
-	if (sp_metrics_request(m->in, m->in_len, &m->scanned, &r))
+	int (*request)(const char *, size_t, size_t *, struct sp_mreq *) =
+		m->status ? sp_status_request : sp_metrics_request;
+	if (request(m->in, m->in_len, &m->scanned, &r))
 		answer(m, &r);
 	else
 		recv_more(m);
@@ -234,15 +260,21 @@ static void on_recv(struct sp_op *op, int res, uint32_t flags)
 	process(m);
 }
 
-static void metrics_start(struct sp_session *s)
+static void start(struct sp_session *s, bool status)
 {
 	struct metrics *m = (struct metrics *)s;
+	m->status = status;
 	sp_op_init(&m->recv_op, &s->task, on_recv);
 	sp_op_init(&m->send_op, &s->task, on_send);
 	sp_timer_init(&m->timer, &s->task, on_timer);
 	arm(m, HEAD_TIMEOUT_NS);
+	/* browsers open spare connections they may never use: for the page, one that
+	 * sends nothing ends cleanly at the head timeout, not as an error */
+	m->idle = status;
 	recv_more(m);
 }
+
+static void metrics_start(struct sp_session *s);
 
 /* Nothing is in flight any more: the answer buffer can go. */
 static void metrics_release(struct sp_session *s)
@@ -254,5 +286,22 @@ const struct sp_stage_ops sp_metrics_ops = {
 	.kind = SP_STAGE_METRICS,
 	.session_size = sizeof(struct metrics),
 	.start = metrics_start,
+	.release = metrics_release,
+};
+
+static void metrics_start(struct sp_session *s)
+{
+	start(s, false);
+}
+
+static void status_start(struct sp_session *s)
+{
+	start(s, true);
+}
+
+const struct sp_stage_ops sp_status_ops = {
+	.kind = SP_STAGE_STATUS,
+	.session_size = sizeof(struct metrics),
+	.start = status_start,
 	.release = metrics_release,
 };

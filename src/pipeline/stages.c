@@ -5,6 +5,7 @@
 extern const struct sp_stage_ops sp_acl_ops, sp_rate_limit_ops, sp_echo_ops, sp_proxy_ops, sp_metrics_ops;
 extern const struct sp_stage_ops sp_files_ops;
 extern const struct sp_stage_ops sp_exec_ops;
+extern const struct sp_stage_ops sp_status_ops;
 
 const struct sp_stage_ops *sp_stage_ops_for(enum sp_stage_kind kind)
 {
@@ -16,6 +17,7 @@ const struct sp_stage_ops *sp_stage_ops_for(enum sp_stage_kind kind)
 	case SP_STAGE_PROXY: return &sp_proxy_ops;
 	case SP_STAGE_FILES: return &sp_files_ops;
 	case SP_STAGE_METRICS: return &sp_metrics_ops;
+	case SP_STAGE_STATUS: return &sp_status_ops;
 	default: return NULL; /* udp_proxy: a later issue */
 	}
 }

@@ -8,7 +8,7 @@ src=${srcdir:-.}
 
 # the demo's ports and control socket, moved to free ports and our temporary directory
 sed_args=(-e "s|^  socket: .*|  socket: $tmp/control.sock|")
-for p in 7000 7001 7002 7003 7004; do
+for p in 7000 7001 7002 7003 7004 7005; do
 	sed_args+=(-e "s/127.0.0.1:$p\"/127.0.0.1:$(free_port)\"/")
 done
 sed "${sed_args[@]}" "$src/conf/demo.yaml" >"$tmp/conf.yaml"

@@ -512,9 +512,10 @@ START_TEST(test_stage_names)
 	ck_assert_str_eq(sp_stage_name(SP_STAGE_EXEC), "exec");
 	ck_assert_str_eq(sp_stage_name(SP_STAGE_UDP_PROXY), "udp_proxy");
 	ck_assert_str_eq(sp_stage_name(SP_STAGE_METRICS), "metrics");
+	ck_assert_str_eq(sp_stage_name(SP_STAGE_STATUS), "status");
 	ck_assert(!sp_stage_is_handler(SP_STAGE_ACL));
 	ck_assert(!sp_stage_is_handler(SP_STAGE_RATE_LIMIT));
-	for (int k = SP_STAGE_ECHO; k <= SP_STAGE_METRICS; k++)
+	for (int k = SP_STAGE_ECHO; k <= SP_STAGE_STATUS; k++)
 		ck_assert(sp_stage_is_handler((enum sp_stage_kind)k));
 }
 END_TEST

@@ -296,7 +296,7 @@ START_TEST(test_pipelines)
 			 "  - name: g\n"
 			 "    pipeline: [teleport]\n",
 		      "t.yaml:4:15: the pipeline has no handler: it must end with one of echo, proxy, "
-		      "files, exec, udp_proxy or metrics",
+		      "files, exec, udp_proxy, metrics or status",
 		      "t.yaml:6:15: the pipeline of a route needs at least its handler",
 		      "t.yaml:8:22: a second handler 'metrics' (the pipeline already ends with 'echo' "
 		      "at 8:16; exactly one handler, last)",
@@ -305,11 +305,11 @@ START_TEST(test_pipelines)
 		      "{upstream: app}); this one has 2 keys (are the options indented under the "
 		      "stage name?)",
 		      "t.yaml:16:16: unknown stage '42' (filters: acl, rate_limit; handlers: echo, "
-		      "proxy, files, exec, udp_proxy, metrics)",
+		      "proxy, files, exec, udp_proxy, metrics, status)",
 		      "t.yaml:16:20: expected a stage (- NAME: {options}) for 'pipeline', found a "
 		      "sequence",
 		      "t.yaml:18:16: unknown stage 'teleport' (filters: acl, rate_limit; handlers: "
-		      "echo, proxy, files, exec, udp_proxy, metrics)",
+		      "echo, proxy, files, exec, udp_proxy, metrics, status)",
 		      NULL);
 }
 END_TEST

@@ -6,6 +6,7 @@
  * counters summed over shards, histogram buckets cumulative and ending in +Inf).
  */
 #include <check.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -227,6 +228,126 @@ START_TEST(text_of_a_generation)
 }
 END_TEST
 
+/* The status stage: GET and HEAD of / and /status.json only, read-only. */
+static int status_req(const char *s, struct sp_mreq *r)
+{
+	size_t scanned = 0;
+	return sp_status_request(s, strlen(s), &scanned, r) ? r->status : 0;
+}
+
+START_TEST(status_requests)
+{
+	struct sp_mreq r;
+	ck_assert_int_eq(status_req("GET / HTTP/1.1\r\nHost: x\r\n\r\n", &r), 200);
+	ck_assert(r.resource == SP_MRES_STATUS_PAGE && r.keep_alive && !r.head);
+	ck_assert_int_eq(status_req("HEAD /?x HTTP/1.1\r\nHost: x\r\n\r\n", &r), 200);
+	ck_assert(r.resource == SP_MRES_STATUS_PAGE && r.head);
+	ck_assert_int_eq(status_req("GET /status.json?t=1 HTTP/1.1\r\nHost: x\r\n\r\n", &r), 200);
+	ck_assert(r.resource == SP_MRES_STATUS_JSON);
+	ck_assert_int_eq(status_req("HEAD /status.json HTTP/1.0\r\n\r\n", &r), 200);
+	ck_assert(r.resource == SP_MRES_STATUS_JSON && r.head && !r.keep_alive);
+	/* the metrics stage does not serve the page, nor the status stage /metrics */
+	ck_assert_int_eq(status_of("GET /status.json HTTP/1.1\r\nHost: x\r\n\r\n", &r), 404);
+	ck_assert_int_eq(status_of("GET / HTTP/1.1\r\nHost: x\r\n\r\n", &r), 404);
+	ck_assert_int_eq(status_of("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", &r), 200);
+	ck_assert(r.resource == SP_MRES_METRICS);
+	static const char *const other[] = { "/metrics", "/status", "/status.json/", "//",
+					     "/index.html", "/status.jso", "/Status.json" };
+	for (size_t i = 0; i < sizeof(other) / sizeof(other[0]); i++) {
+		char req[128];
+		snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", other[i]);
+		ck_assert_msg(status_req(req, &r) == 404, "%s: %d", other[i], r.status);
+		ck_assert(r.keep_alive);
+	}
+	/* nothing but GET and HEAD: no command goes through the page */
+	static const char *const methods[] = { "POST", "PUT", "DELETE", "PATCH", "OPTIONS",
+					       "TRACE", "CONNECT" };
+	for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
+		char req[128];
+		snprintf(req, sizeof(req), "%s /status.json HTTP/1.1\r\nHost: x\r\n\r\n",
+			 methods[i]);
+		ck_assert_msg(status_req(req, &r) == 405, "%s: %d", methods[i], r.status);
+		ck_assert(!r.keep_alive);
+	}
+	ck_assert_int_eq(status_req("BREW / HTTP/1.1\r\nHost: x\r\n\r\n", &r), 501);
+	ck_assert(!r.keep_alive);
+}
+END_TEST
+
+/* /status.json of a hand-built generation: valid JSON, names escaped, figures summed. */
+START_TEST(status_json_of_a_generation)
+{
+	enum { N = 2 };
+	struct sp_listener_counters *lc = aligned_alloc(64, sizeof(*lc) * N);
+	struct sp_route_counters *rc = aligned_alloc(64, sizeof(*rc) * N);
+	struct sp_histogram *h = aligned_alloc(64, sizeof(*h) * N);
+	struct sp_acceptor *acc = calloc(N, sizeof(*acc));
+	memset(lc, 0, sizeof(*lc) * N);
+	memset(rc, 0, sizeof(*rc) * N);
+	memset(h, 0, sizeof(*h) * N);
+	struct sp_conf_route conf_r = { .name = "web \"m\xc3\xa4in\"\\x</script>" };
+	struct sp_route r = { .conf = &conf_r, .counters = rc, .durations = h };
+	struct sp_conf_listener conf_l = { .name = "front", .route = &conf_r };
+	conf_l.bind.text = "127.0.0.1:8080";
+	struct sp_listener sock = { .nshards = N, .acc = acc, .counters = lc };
+	struct sp_gen g = { .number = 7, .nshards = N, .routes = &r, .n_routes = 1 };
+	struct sp_gen_listener gl = { .sock = &sock, .conf = &conf_l, .route = &r, .gen = &g };
+	g.listeners = &gl;
+	g.n_listeners = 1;
+	atomic_store(&acc[0].accepted, 3);
+	atomic_store(&acc[1].accepted, 4);
+	atomic_store(&lc[0].opened, 5);
+	atomic_store(&lc[1].closed, 2);
+	atomic_store(&rc[0].opened, 5);
+	sp_hist_record(&h[1], 2000);
+
+	struct sp_text t = { 0 };
+	ck_assert_int_eq(sp_status_json(&t, &g, NULL), 0);
+	ck_assert(!t.failed && t.buf[t.len - 1] == '\n');
+	json_error_t err;
+	json_t *j = json_loadb(t.buf, t.len, 0, &err);
+	ck_assert_msg(j != NULL, "not JSON: %s: %s", err.text, t.buf);
+	ck_assert(json_is_true(json_object_get(j, "ok")));
+	ck_assert_int_eq(json_integer_value(json_object_get(j, "generation")), 7);
+	ck_assert(json_is_real(json_object_get(j, "uptime_s")));
+	ck_assert_uint_eq(json_array_size(json_object_get(j, "shards")), 0); /* no engine */
+	ck_assert_uint_eq(json_array_size(json_object_get(j, "upstreams")), 0);
+	json_t *l = json_array_get(json_object_get(j, "listeners"), 0);
+	ck_assert_str_eq(json_string_value(json_object_get(l, "name")), "front");
+	ck_assert_str_eq(json_string_value(json_object_get(l, "bind")), "127.0.0.1:8080");
+	ck_assert_int_eq(json_integer_value(json_object_get(l, "accepted")), 7);
+	ck_assert_int_eq(json_integer_value(json_object_get(l, "active")), 3);
+	json_t *rj = json_array_get(json_object_get(j, "routes"), 0);
+	ck_assert_str_eq(json_string_value(json_object_get(rj, "name")), conf_r.name);
+	ck_assert_int_eq(json_integer_value(json_object_get(rj, "sessions")), 5);
+	ck_assert(json_is_integer(json_object_get(rj, "p50_us")));
+	/* ASCII only (names are \u-escaped): the page reads it with JSON.parse and puts
+	 * names in the DOM as text, never as HTML */
+	for (size_t i = 0; i < t.len; i++)
+		ck_assert((unsigned char)t.buf[i] < 0x80);
+	json_decref(j);
+	sp_text_free(&t);
+	free(lc);
+	free(rc);
+	free(h);
+	free(acc);
+}
+END_TEST
+
+/* The page is built in whole: one HTML document, nothing loaded from elsewhere. */
+START_TEST(status_page_built_in)
+{
+	ck_assert_uint_eq(strlen(sp_status_page_html), sp_status_page_len);
+	ck_assert(sp_status_page_len > 1000);
+	ck_assert_int_eq(strncmp(sp_status_page_html, "<!DOCTYPE html>", 15), 0);
+	ck_assert_ptr_nonnull(strstr(sp_status_page_html, "</html>\n"));
+	ck_assert_ptr_nonnull(strstr(sp_status_page_html, "fetch(\"status.json\""));
+	ck_assert_ptr_null(strstr(sp_status_page_html, "http://"));
+	ck_assert_ptr_null(strstr(sp_status_page_html, "https://"));
+	ck_assert_ptr_null(strstr(sp_status_page_html, " src="));
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("metrics");
@@ -238,6 +359,9 @@ static Suite *suite(void)
 	tcase_add_test(tc, pipelined_heads);
 	tcase_add_test(tc, label_escaping);
 	tcase_add_test(tc, text_of_a_generation);
+	tcase_add_test(tc, status_requests);
+	tcase_add_test(tc, status_json_of_a_generation);
+	tcase_add_test(tc, status_page_built_in);
 	suite_add_tcase(s, tc);
 	return s;
 }
