@@ -18,8 +18,7 @@ int64_t sp_ctl_now_ms(void);
  * on success *answer is a JSON object the caller frees (json_decref) and *text its raw
  * line (free). On failure prints what went wrong and what to do on stderr and returns
  * SP_CTL_EXIT_UNREACHABLE. timeout_s bounds the whole exchange. */
-int sp_ctl_call(const char *path, const char *line, long timeout_s, json_t **answer,
-		char **text);
+int sp_ctl_call(const char *path, const char *line, long timeout_s, json_t **answer, char **text);
 
 /* spargioctl watch [-n COUNT] [-i SECONDS]: argv starts after "watch". */
 int sp_ctl_watch(const char *path, long timeout_s, int argc, char **argv);
