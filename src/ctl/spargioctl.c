@@ -289,6 +289,9 @@ static void explain(const char *path, int ret, const char *what, uid_t peer, lon
 	} else if (!strcmp(what, "connect") && ret == -ENOTSOCK) {
 		fprintf(stderr, "spargioctl: %s is not a socket: give the control socket of "
 			"spargiod (control.socket in spargiod.yaml) with -s\n", path);
+	} else if (ret == -ECONNRESET || ret == -EPIPE) {
+		fprintf(stderr, "spargioctl: spargiod at %s hung up without answering: is it "
+			"stopping or restarting? (its log says)\n", path);
 	} else if (!strcmp(what, "connect") && ret == -ENAMETOOLONG) {
 		fprintf(stderr, "spargioctl: socket path too long (at most 107 bytes): %s\n", path);
 	} else {

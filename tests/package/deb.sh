@@ -123,6 +123,7 @@ dpkg -P spargiod >/tmp/dpkg.log 2>&1 || { cat /tmp/dpkg.log; fail "dpkg -P"; }
 # with systemd: install starts the unit, remove stops it (systemctl recorded, not run)
 mkdir -p /run/systemd/system
 cp /tmp/systemctl /usr/bin/systemctl
+rm -f /usr/sbin/policy-rc.d # a container's "start nothing" (exit 101): not Debian's default
 dpkg -i /tmp/spargiod.deb >/tmp/dpkg.log 2>&1 || { cat /tmp/dpkg.log; fail "dpkg -i under systemd"; }
 grep -q 'start spargiod.service' /var/log/systemctl.calls || fail "install did not start the unit: $(cat /var/log/systemctl.calls)"
 dpkg -r spargiod >/tmp/dpkg.log 2>&1 || { cat /tmp/dpkg.log; fail "dpkg -r under systemd"; }
