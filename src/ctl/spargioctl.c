@@ -7,7 +7,9 @@
  * Sends one command line, reads the one-line JSON answer, prints it as a table (arrays
  * of objects) or as "key: value" lines, or raw with --json. Exit status: 0 when the
  * answer says ok, 1 when it does not (its error on stderr), 2 when the daemon cannot be
- * reached, answers nonsense or not in time.
+ * reached, answers nonsense or not in time; each such error says what to do.
+ * `watch` (watch.c) redraws the figures every second; --names prints the names that the
+ * bash completion (completion/spargioctl) offers.
  *
  * It gives up rather than hang: connecting (a full backlog) within CONNECT_S, the answer
  * within -T seconds (5 by default, 60 for reload, whose verdict waits for the new config
