@@ -10,6 +10,7 @@
 #include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/utsname.h>
 
 #include "daemon/daemon.h"
 #include "handlers/files.h"
@@ -88,8 +89,17 @@ void sp_print_version(void)
 	       !e	     ? "yes (files: sendfile for cached bodies)"
 	       : e == ENOSYS ? "no (not in this kernel; files: mincore instead)"
 			     : "no (not permitted by a seccomp filter; files: mincore instead)");
-	printf("tls: %s\n", OpenSSL_version(OPENSSL_VERSION));
-	printf("systemd: notify, socket activation, journald\n");
+	struct utsname u;
+	if (uname(&u) == 0)
+		printf("kernel: %s %s\n", u.sysname, u.release);
+	printf("tls: %s (built with %s)\n", OpenSSL_version(OPENSSL_VERSION), OPENSSL_VERSION_TEXT);
+	printf("systemd: notify, socket activation, journald, watchdog\n");
+#ifdef SP_BUILD_OPTIONS
+	printf("build: %s\n", SP_BUILD_OPTIONS);
+#endif
+#ifdef SP_BUILD_LIBS
+	printf("libraries: %s\n", SP_BUILD_LIBS);
+#endif
 }
 
 int main(int argc, char **argv)

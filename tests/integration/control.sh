@@ -114,5 +114,5 @@ stop_daemon TERM
 [ "$rc" = 0 ] || fail "exit status $rc"
 [ -e "$sock" ] && fail "control socket left behind"
 "$ctl" -s "$sock" status >/dev/null 2>"$tmp/err"; rc=$?
-[ "$rc" = 2 ] && grep -q "cannot reach spargiod at $sock" "$tmp/err" || fail "unreachable: exit $rc $(cat "$tmp/err")"
+[ "$rc" = 2 ] && grep -q "no daemon at $sock: is spargiod running?" "$tmp/err" || fail "unreachable: exit $rc $(cat "$tmp/err")"
 echo "PASS: control (status, routes/listeners/shards counters exact, stats, bad input, reload verdicts, drain; $creds)"
