@@ -4,7 +4,7 @@
 
 SP_DEB_PACKAGES="build-essential autoconf automake libtool pkg-config \
 liburing-dev libyaml-dev libssl-dev libsystemd-dev check libjansson-dev \
-socat curl openssl valgrind clang libclang-rt-14-dev python3 systemd iproute2"
+socat curl openssl valgrind clang libclang-rt-14-dev python3 systemd iproute2 tmux"
 
 sp_install_deps() {
 	local missing="" p status
