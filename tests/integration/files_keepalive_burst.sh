@@ -50,6 +50,8 @@ CONF
 	wait_until 30 eval '[ "$(fds)" -le $((fd0 + 4)) ]' ||
 		fail "$placement: $(($(fds) - fd0)) descriptors more than before, 30 s after the client closed its connections (sessions that never saw their end)"
 	stop_daemon
+	[ "$rc" = 0 ] || fail "$placement: exit status $rc after SIGTERM"
+	! grep -q 'Sanitizer' "$log" || fail "$placement: a sanitizer report"
 	echo "$placement: $n connections, 5 bursts, every request answered, every end seen"
 done
 echo "PASS: files keep-alive bursts"
