@@ -14,7 +14,8 @@
  * Content-Length body). Then one command per line on stdin: "burst [B]" makes one more
  * exchange on every connection at once, of B bytes (default --burst, else --size), and
  * prints "burst OK FAILED MS"; "quit" or the end of stdin closes them all. After S seconds in all
- * (--max-seconds, 600) it prints "timeout" and exits 1.
+ * (--max-seconds, 600) it prints "timeout" and exits 1. After a round with failures, stderr
+ * says how they failed (connect, send, closed or reset before the answer, closed while held).
  * echo: sends back whatever comes on every connection to any of the addresses, until
  * killed or S seconds pass.
  */
@@ -114,6 +115,20 @@ static int ep;
 static long busy; /* exchanges in flight */
 static long failed;
 
+/* why connections failed, said on stderr after a round that had failures */
+enum why { W_CONNECT, W_SEND, W_CLOSED, W_RESET, W_HELD, W_OTHER, W_N };
+static const char *const why_name[W_N] = { "connect", "send", "closed before the answer",
+					   "reset", "closed while held", "other" };
+static long whys[W_N];
+
+static void why_say(const char *round)
+{
+	for (int i = 0; i < W_N; i++)
+		if (whys[i])
+			fprintf(stderr, "conn_hold: %s: %ld failed: %s\n", round, whys[i], why_name[i]);
+	memset(whys, 0, sizeof(whys));
+}
+
 static void conn_fail(struct conn *c)
 {
 	if (c->state == C_DEAD)
@@ -187,6 +202,7 @@ static void conn_progress(struct conn *c)
 		socklen_t len = sizeof(err);
 		getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len);
 		if (err) {
+			whys[W_CONNECT]++;
 			conn_fail(c);
 			return;
 		}
@@ -196,8 +212,10 @@ static void conn_progress(struct conn *c)
 		const char *src = http_path ? req : pattern;
 		ssize_t k = send(c->fd, src + c->off, req_len - c->off, MSG_NOSIGNAL);
 		if (k < 0) {
-			if (errno != EAGAIN)
+			if (errno != EAGAIN) {
+				whys[W_SEND]++;
 				conn_fail(c);
+			}
 			return;
 		}
 		c->off += (uint32_t)k;
@@ -216,6 +234,7 @@ static void conn_progress(struct conn *c)
 		if (k <= 0) {
 			if (k < 0 && errno == EAGAIN)
 				return;
+			whys[k == 0 ? W_CLOSED : errno == ECONNRESET ? W_RESET : W_OTHER]++;
 			conn_fail(c);
 			return;
 		}
@@ -243,8 +262,10 @@ static void client_loop(void)
 			struct conn *c = &conns[ev[i].data.u32];
 			if (c->state != C_IDLE && c->state != C_DEAD)
 				conn_progress(c);
-			else if (c->state == C_IDLE && (ev[i].events & (EPOLLHUP | EPOLLRDHUP)))
-				conn_fail(c); /* closed while held */
+			else if (c->state == C_IDLE && (ev[i].events & (EPOLLHUP | EPOLLRDHUP))) {
+				whys[W_HELD]++;
+				conn_fail(c);
+			}
 		}
 	}
 }
@@ -332,6 +353,7 @@ static int client(int argc, char **argv)
 			exchange_start(cn, size);
 			if (connect(cn->fd, (struct sockaddr *)&target, sizeof(target)) < 0 &&
 			    errno != EINPROGRESS) {
+				whys[W_CONNECT]++;
 				conn_fail(cn);
 			} else {
 				cn->state = C_CONNECTING;
@@ -347,6 +369,7 @@ static int client(int argc, char **argv)
 				conn_progress(cn);
 		}
 	}
+	why_say("open");
 	printf("open %ld %ld\n", nconns - failed, failed);
 	fflush(stdout);
 
@@ -367,6 +390,7 @@ static int client(int argc, char **argv)
 			conn_progress(&conns[i]);
 		}
 		client_loop();
+		why_say("burst");
 		printf("burst %ld %ld %.0f\n", nconns - failed, failed - before, (now() - t0) * 1e3);
 		fflush(stdout);
 	}
