@@ -83,6 +83,7 @@ static void pool_put(uint8_t *p)
 #define PIPE_KEEP 64
 static __thread int pipe_rds[PIPE_KEEP], pipe_wrs[PIPE_KEEP];
 static __thread unsigned pipes_free;
+static __thread bool splice_off; /* splice refused on this shard (seccomp, old kernel) */
 
 static bool pipe_get(struct sp_relay_dir *d)
 {
@@ -102,12 +103,13 @@ static bool pipe_get(struct sp_relay_dir *d)
 }
 
 /* An empty pipe goes back to the pool; one still holding bytes (the relay ended midway)
- * is closed, and its bytes with it. */
+ * is closed, and its bytes with it, as is every pipe once splice is refused: none will
+ * be taken again on this shard. */
 static void pipe_put(struct sp_relay_dir *d)
 {
 	if (d->pipe_rd < 0)
 		return;
-	if (!d->pipe_bytes && pipes_free < PIPE_KEEP) {
+	if (!d->pipe_bytes && pipes_free < PIPE_KEEP && !splice_off) {
 		pipe_rds[pipes_free] = d->pipe_rd;
 		pipe_wrs[pipes_free] = d->pipe_wr;
 		pipes_free++;
@@ -395,8 +397,6 @@ static void splice_turn(struct sp_relay_dir *d);
 
 /* splice(2) refused outright (a seccomp filter: EPERM, ENOSYS; a socket type without
  * splice support: EINVAL): this shard relays with buffers from now on. */
-static __thread bool splice_off;
-
 static bool splice_refused(int e)
 {
 	static _Atomic bool said; /* once per process */
