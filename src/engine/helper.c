@@ -63,9 +63,13 @@ static void *helper_main(void *arg)
 			continue;
 		}
 		int res = job->work(job);
-		/* release: the job's writes are visible to the shard that reads result */
+		/* What the message needs is read before the result is published: once the
+		 * origin shard has the completion it may submit the job again. */
+		struct sp_shard *origin = job->origin;
+		uint64_t ud = sp_ud(&job->op, SP_TAG_OP);
+		/* release: the job's writes (and reads) come before the shard reads result */
 		atomic_store_explicit(&job->result, res, memory_order_release);
-		sp_ring_msg(job->origin, sp_ud(&job->op, SP_TAG_OP), res, 0);
+		sp_ring_msg(origin, ud, res, 0);
 		atomic_fetch_sub(&hp->inflight, 1);
 	}
 	return NULL;
