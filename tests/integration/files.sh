@@ -195,13 +195,22 @@ curl -s -D "$tmp/h" -o "$tmp/got" -H "If-None-Match: $etag" "$u/a.txt"
 same_bytes a.txt
 printf 'changed text, longer\n' >"$www/a.txt"
 touch -d '2001-01-01' "$www/a.txt"
+# One shard seeing the change is not all: each shard's cache revalidates its own entry
+# file_cache_valid (200 ms) after its last check. Past that (+100 ms margin) no shard may
+# serve the old file: four new connections, spread over the shards by the listener.
+all_shards_past_valid() { sleep 0.3; }
 wait_until 30 eval 'curl -s "$u/a.txt" | grep -q changed' || fail "a changed file is still served old"
-same_bytes a.txt
+all_shards_past_valid
+for i in 1 2 3 4; do same_bytes a.txt; done
 printf 'renamed in\n' >"$www/new.txt"
 mv "$www/new.txt" "$www/a.txt"
 wait_until 30 eval 'curl -s "$u/a.txt" | grep -q renamed' || fail "a replaced file is still served old"
+all_shards_past_valid
+for i in 1 2 3 4; do same_bytes a.txt; done
 rm "$www/a.txt"
 wait_until 30 eval '[ "$(code "$u/a.txt")" = 404 ]' || fail "a removed file is still served"
+all_shards_past_valid
+for i in 1 2 3 4; do [ "$(code "$u/a.txt")" = 404 ] || fail "a removed file is still served by a shard"; done
 
 # many files through a small cache; a reload keeps serving
 for i in $(seq 40); do echo "$i" >"$www/sub/deeper/f$i"; done
