@@ -121,7 +121,8 @@ void sp_op_cancel_ud(struct sp_shard *sh, uint64_t ud, struct sp_task *t)
 /*
  * Why a stale cancel cannot hit a later submission: the ASYNC_CANCEL matches the
  * user_data of one submission (address + generation), and generations only grow
- * within a task. Why no ring touches freed memory: the task counts the cancel in its
+ * within a task (16 bits: they wrap after 65536 submissions, far more than a task
+ * makes in the pass or two a cancel request is on its way). Why no ring touches freed memory: the task counts the cancel in its
  * state word before the request leaves, and is not released until the ring that ran
  * the ASYNC_CANCEL saw its CQE and acknowledged (sp_task_cancel_done); the op belongs
  * to the task (sp_op_init). A request that could not be sent comes back to the sender
